@@ -1,0 +1,1 @@
+"""The ``kgi`` command: runs and administers the whole platform."""

@@ -1,0 +1,3 @@
+from kgi.cli import main
+
+raise SystemExit(main())

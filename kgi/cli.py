@@ -1,0 +1,228 @@
+"""The ``kgi`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+#: Worker threads per worker process: mail sending waits on the network, not the CPU.
+DEFAULT_WORKER_THREADS = 8
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Everything in one command: private Redis, migrations, mail catcher, worker,
+    scheduler and the web site. Ctrl-C stops all of it."""
+    import uvicorn
+
+    from kgi.site import create_site
+    from shared.config import get_settings
+    from shared.database import migrate_all
+    from shared.mail.catcher import start_catcher
+    from shared.redis_server import RedisServer
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    redis_server = (
+        RedisServer(settings.private_redis_dir).start() if settings.private_redis else None
+    )
+    catcher = None
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        migrate_all()
+        if settings.smtp_url is None:
+            catcher = start_catcher(settings.mail_catcher_dir, settings.mail_catcher_port)
+        for role in ("worker", "scheduler"):
+            children.append(subprocess.Popen([sys.executable, "-m", "kgi", role]))
+        print(f"\n  KGI-Infobrief runs at {settings.base_url}/", flush=True)
+        if catcher:
+            print(f"  Captured mail: {settings.base_url}/dev/mail/\n", flush=True)
+        uvicorn.run(
+            create_site(mail_catcher_page=catcher is not None),
+            host=args.host,
+            port=settings.port,
+            log_level="info",
+            proxy_headers=True,
+        )
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if catcher:
+            catcher.stop()
+        if redis_server:
+            redis_server.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """One service as its own process (production)."""
+    import uvicorn
+
+    from kgi.site import create_service
+    from shared.config import get_settings
+
+    uvicorn.run(
+        create_service(args.service),
+        host=args.host,
+        port=args.port or get_settings().port,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Dramatiq workers for every service's actors (Dramatiq's own CLI, which supervises
+    the processes and shuts them down cleanly)."""
+    from shared.broker import ACTOR_MODULES
+
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "shared.broker:broker",
+        *ACTOR_MODULES,
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """Periodic jobs; stops on SIGINT/SIGTERM."""
+    from kgi import scheduler
+
+    _setup_logging()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler.run(stop)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from shared.database import migrate_all
+
+    migrate_all()
+    print("All databases are up to date.")
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from shared.accounts.passwords import hash_password
+    from shared.accounts.store import save_user
+    from shared.database import migrate
+
+    migrate("accounts")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            print("The passwords differ; nothing was saved.", file=sys.stderr)
+            return 1
+    try:
+        user = save_user(args.email, hash_password(password), args.role)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"Saved {user.email} as {user.role}.")
+    return 0
+
+
+def cmd_subscribers_import(args: argparse.Namespace) -> int:
+    from services.subscribers.transfer import ImportRefused, decode_csv, import_csv
+    from shared.database import migrate
+
+    migrate("subscribers")
+    path = Path(args.file)
+    try:
+        report = import_csv(decode_csv(path.read_bytes()), path.name)
+    except (OSError, ImportRefused) as exc:
+        print(f"Import refused: {exc}", file=sys.stderr)
+        return 1
+    for row in report.rows:
+        print(f"line {row.line:>5}  {row.outcome:<8} {row.email or '-'}  {row.reason}".rstrip())
+    summary = report.summary
+    print(f"\n{summary['added']} added, {summary['merged']} merged, {summary['skipped']} skipped")
+    return 0
+
+
+def cmd_subscribers_export(args: argparse.Namespace) -> int:
+    from services.subscribers.transfer import export_csv
+    from shared.database import migrate
+
+    migrate("subscribers")
+    sys.stdout.write(export_csv(args.status))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kgi", description="KGI-Infobrief platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the whole system (development default)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve one service (production)")
+    serve.add_argument("service", choices=["subscribers", "portal"])
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=0)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run Dramatiq workers")
+    worker.add_argument("--processes", type=int, default=1)
+    worker.add_argument("--threads", type=int, default=DEFAULT_WORKER_THREADS)
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("scheduler", help="run the scheduler").set_defaults(func=cmd_scheduler)
+    sub.add_parser("migrate", help="migrate all databases").set_defaults(func=cmd_migrate)
+
+    users = sub.add_parser("users", help="editor accounts").add_subparsers(
+        dest="action", required=True
+    )
+    add = users.add_parser("add", help="create an account or reset its password")
+    add.add_argument("email")
+    add.add_argument("--role", choices=["editor", "admin"], default="editor")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add.set_defaults(func=cmd_users_add)
+
+    subs = sub.add_parser("subscribers", help="subscriber lists").add_subparsers(
+        dest="action", required=True
+    )
+    imp = subs.add_parser(
+        "import", help="import a CSV file (email,name,language,subscribed_at,consent_source)"
+    )
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_subscribers_import)
+    exp = subs.add_parser("export", help="write all subscribers as CSV to standard output")
+    exp.add_argument("--status", choices=["pending", "confirmed", "unsubscribed"])
+    exp.set_defaults(func=cmd_subscribers_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,93 @@
+"""Pages that belong to no single service: home, login/logout, the admin overview."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from services.subscribers.openapi import OPENAPI
+from shared.accounts.login import LoginThrottled, authenticate
+from shared.web.app import create_service_app
+from shared.web.auth import login_required
+from shared.web.csrf import verify_csrf
+from shared.web.forms import client_ip, read_form
+from shared.web.sessions import session_of
+from shared.web.templates import render_page
+
+
+async def home(request: Request) -> Response:
+    return render_page(request, "home.html")
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: never redirect a fresh login to another host.
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or urlsplit(target).netloc
+    ):
+        return "/admin"
+    return target
+
+
+async def login(request: Request) -> Response:
+    next_url = _safe_next(request.query_params.get("next"))
+    if request.method == "GET":
+        return render_page(request, "login.html", {"next": next_url, "error": None, "email": ""})
+    form = await read_form(request)
+    verify_csrf(request, form)
+    email = str(form.get("email", ""))[:254]
+    try:
+        user = authenticate(email, str(form.get("password", ""))[:1024], client_ip(request))
+    except LoginThrottled:
+        raise HTTPException(
+            429,
+            "Too many failed logins. Please wait 15 minutes and try again.",
+            headers={"Retry-After": "900"},
+        ) from None
+    if user is None:
+        return render_page(
+            request,
+            "login.html",
+            {"next": next_url, "error": "E-mail address or password is wrong.", "email": email},
+            status_code=401,
+        )
+    session = session_of(request)
+    session.clear()  # a fresh session (and CSRF token) on login: no session fixation.
+    session["user"] = {"id": user.id, "email": user.email, "role": user.role}
+    return RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    form = await read_form(request)
+    verify_csrf(request, form)
+    session_of(request).clear()
+    return RedirectResponse("/", status_code=303)
+
+
+@login_required()
+async def admin(request: Request) -> Response:
+    return render_page(request, "admin.html")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+routes = [
+    Route("/", home, methods=["GET"]),
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/admin", admin, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]
+
+
+def create_app() -> Starlette:
+    return create_service_app(routes)

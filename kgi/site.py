@@ -1,0 +1,29 @@
+"""All services under one origin, as ``kgi run`` and the tests serve them."""
+
+from __future__ import annotations
+
+from starlette.routing import Mount, Router
+
+from kgi import devmail, portal
+from services.subscribers import app as subscribers
+
+#: Where each service lives under the common origin.
+SERVICE_PREFIXES = {"subscribers": "/subscribers"}
+
+
+def create_site(mail_catcher_page: bool = False) -> Router:
+    """The combined site; with ``mail_catcher_page`` also ``/dev/mail``."""
+    routes = [Mount("/subscribers", app=subscribers.create_app())]
+    if mail_catcher_page:
+        routes.append(Mount("/dev/mail", app=devmail.create_app()))
+    routes.append(Mount("", app=portal.create_app()))
+    return Router(routes=routes)
+
+
+def create_service(name: str) -> Router:
+    """One service alone (``kgi serve NAME``), at the same paths as in the combined site."""
+    factories = {"subscribers": subscribers.create_app, "portal": portal.create_app}
+    if name not in factories:
+        raise SystemExit(f"unknown service {name!r}; choose from {', '.join(sorted(factories))}")
+    prefix = SERVICE_PREFIXES.get(name, "")
+    return Router(routes=[Mount(prefix, app=factories[name]())])

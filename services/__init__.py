@@ -1,0 +1,1 @@
+"""The three services of the KGI-Infobrief platform; each owns its data."""

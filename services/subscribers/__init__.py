@@ -1,0 +1,1 @@
+"""Subscribers: double opt-in, preferences, unsubscribe, consent log, privacy, import/export."""

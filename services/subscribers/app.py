@@ -1,0 +1,322 @@
+"""Routes of the subscribers service, mounted at ``/subscribers``."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from services.subscribers import optin, privacy, store, transfer
+from services.subscribers.addresses import InvalidInput
+from services.subscribers.openapi import OPENAPI
+from services.subscribers.store import STATUSES, Context, Subscriber
+from shared.database import engine
+from shared.i18n import request_language
+from shared.web.app import create_service_app
+from shared.web.auth import login_required
+from shared.web.csrf import verify_csrf
+from shared.web.errors import error_response
+from shared.web.forms import client_ip, read_form, read_json
+from shared.web.templates import render_page
+
+#: Name of the hidden field that only bots fill in.
+HONEYPOT_FIELD = "website"
+
+#: Subscribers per page in the admin list.
+ADMIN_PAGE_SIZE = 50
+
+#: Largest CSV file accepted by the admin import (5 MiB, about 50,000 rows).
+IMPORT_BODY_LIMIT = 5 * 1024 * 1024
+
+
+def _context(request: Request, source: str | None = None) -> Context:
+    return Context(
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        source=source or str(request.url),
+        consent_version=optin.CONSENT_TEXT_VERSION,
+    )
+
+
+# --- sign-up -------------------------------------------------------------------------
+
+
+async def signup_page(request: Request) -> Response:
+    return render_page(request, "subscribers/signup.html", {"values": {}, "errors": {}})
+
+
+async def signup_submit(request: Request) -> Response:
+    form = await read_form(request)
+    verify_csrf(request, form)
+    fields = {key: str(form.get(key, "")) for key in ("email", "name", "language")}
+    if form.get(HONEYPOT_FIELD):
+        # A bot filled the invisible field: answer as for everyone, do nothing.
+        return RedirectResponse("/subscribers/signup/sent", status_code=303)
+    try:
+        checked = optin.check_signup(fields, request_language(request))
+    except InvalidInput as exc:
+        return render_page(
+            request,
+            "subscribers/signup.html",
+            {"values": fields, "errors": {exc.field: exc.message}},
+            status_code=422,
+        )
+    try:
+        optin.check_client_allowance(client_ip(request))
+    except optin.SignupRefused:
+        raise HTTPException(
+            429,
+            "Too many sign-ups from your network. Please try again in an hour.",
+            headers={"Retry-After": "3600"},
+        ) from None
+    source = request.headers.get("referer") or str(request.url)
+    optin.sign_up(checked, _context(request, source))
+    return RedirectResponse("/subscribers/signup/sent", status_code=303)
+
+
+async def signup_sent(request: Request) -> Response:
+    return render_page(request, "subscribers/sent.html")
+
+
+async def api_subscribe(request: Request) -> Response:
+    data = await read_json(request)
+    try:
+        checked = optin.check_signup(data)
+    except InvalidInput as exc:
+        return JSONResponse(
+            {"error": exc.message, "field": exc.field, "status": 422}, status_code=422
+        )
+    try:
+        optin.check_client_allowance(client_ip(request))
+    except optin.SignupRefused:
+        return JSONResponse(
+            {"error": "Too many sign-ups from this address. Try again in an hour.", "status": 429},
+            status_code=429,
+            headers={"Retry-After": "3600"},
+        )
+    source = str(data.get("source") or request.headers.get("referer") or request.url)[:400]
+    optin.sign_up(checked, _context(request, source))
+    return JSONResponse(
+        {
+            "status": "accepted",
+            "message": "If the address can be subscribed, a confirmation mail is on its way.",
+        },
+        status_code=202,
+    )
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+# --- links from mails --------------------------------------------------------------
+
+
+def _link_error(request: Request, exc: optin.LinkInvalid) -> Response:
+    return error_response(request, 410 if exc.expired else 400, str(exc))
+
+
+async def confirm(request: Request) -> Response:
+    token = request.path_params["token"]
+    try:
+        subscriber = optin.subscriber_for_confirmation(token)
+    except optin.LinkInvalid as exc:
+        return _link_error(request, exc)
+    if request.method == "GET":
+        # A mail scanner that follows the link must not confirm: a person presses the button.
+        return render_page(
+            request, "subscribers/confirm.html", {"subscriber": subscriber, "done": False}
+        )
+    form = await read_form(request)
+    verify_csrf(request, form)
+    try:
+        subscriber = optin.confirm(token, _context(request))
+    except optin.LinkInvalid as exc:
+        return _link_error(request, exc)
+    return render_page(
+        request, "subscribers/confirm.html", {"subscriber": subscriber, "done": True}
+    )
+
+
+def _managed(request: Request) -> Subscriber | None:
+    try:
+        return optin.subscriber_for_manage_link(request.path_params["token"])
+    except optin.LinkInvalid as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+async def unsubscribe(request: Request) -> Response:
+    """GET shows a button; POST (the button, or an RFC 8058 one-click POST) unsubscribes.
+
+    The POST needs no cookie or CSRF token: the signed link is the proof, and mail
+    providers send the one-click POST without any session.
+    """
+    subscriber = _managed(request)
+    if request.method == "POST":
+        if subscriber is not None:
+            optin.unsubscribe(subscriber, _context(request, "unsubscribe link"))
+        return render_page(request, "subscribers/unsubscribed.html", {"subscriber": subscriber})
+    return render_page(request, "subscribers/unsubscribe.html", {"subscriber": subscriber})
+
+
+async def preferences(request: Request) -> Response:
+    subscriber = _managed(request)
+    if subscriber is None:
+        raise HTTPException(410, "This link is no longer valid: the subscription no longer exists.")
+    errors: dict[str, str] = {}
+    saved = False
+    if request.method == "POST":
+        form = await read_form(request)
+        verify_csrf(request, form)
+        try:
+            subscriber = optin.update_preferences(
+                subscriber,
+                {"name": form.get("name"), "language": form.get("language")},
+                _context(request),
+            )
+            saved = True
+        except InvalidInput as exc:
+            errors[exc.field] = exc.message
+    return render_page(
+        request,
+        "subscribers/preferences.html",
+        {
+            "subscriber": subscriber,
+            "token": request.path_params["token"],
+            "saved": saved,
+            "errors": errors,
+        },
+        status_code=422 if errors else 200,
+    )
+
+
+async def privacy_export(request: Request) -> Response:
+    subscriber = _managed(request)
+    data = privacy.export_data(subscriber.id) if subscriber else None
+    if data is None:
+        raise HTTPException(410, "This link is no longer valid: the subscription no longer exists.")
+    return JSONResponse(
+        data, headers={"Content-Disposition": 'attachment; filename="kgi-infobrief-data.json"'}
+    )
+
+
+async def privacy_erase(request: Request) -> Response:
+    subscriber = _managed(request)
+    if subscriber is None:
+        return render_page(request, "subscribers/erased.html")
+    form = await read_form(request)
+    verify_csrf(request, form)
+    if form.get("confirm") != "yes":
+        raise HTTPException(
+            422, "Please tick the box to confirm that all your data should be deleted."
+        )
+    privacy.erase(subscriber)
+    return render_page(request, "subscribers/erased.html")
+
+
+# --- admin -------------------------------------------------------------------------
+
+
+@login_required()
+async def admin_list(request: Request) -> Response:
+    query = request.query_params.get("q", "").strip()[:200]
+    status = request.query_params.get("status") or None
+    try:
+        page = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        page = 1
+    with engine("subscribers").connect() as conn:
+        rows, total = store.search(
+            conn, query, status, ADMIN_PAGE_SIZE, (page - 1) * ADMIN_PAGE_SIZE
+        )
+        counts = store.counts_by_status(conn)
+    return render_page(
+        request,
+        "subscribers/admin/list.html",
+        {
+            "rows": rows,
+            "total": total,
+            "counts": counts,
+            "query": query,
+            "status": status,
+            "statuses": STATUSES,
+            "page": page,
+            "pages": max(1, -(-total // ADMIN_PAGE_SIZE)),
+        },
+    )
+
+
+@login_required()
+async def admin_detail(request: Request) -> Response:
+    with engine("subscribers").connect() as conn:
+        subscriber = store.get(conn, request.path_params["id"])
+        if subscriber is None:
+            raise HTTPException(404, "There is no such subscriber.")
+        events = store.history(conn, subscriber.id)
+    return render_page(
+        request, "subscribers/admin/detail.html", {"subscriber": subscriber, "events": events}
+    )
+
+
+@login_required()
+async def admin_export(request: Request) -> Response:
+    status = request.query_params.get("status") or None
+    return Response(
+        transfer.export_csv(status),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="kgi-subscribers.csv"'},
+    )
+
+
+@login_required(role="admin")
+async def admin_import(request: Request) -> Response:
+    if request.method == "GET":
+        return render_page(
+            request, "subscribers/admin/import.html", {"report": None, "error": None}
+        )
+    form = await read_form(request, IMPORT_BODY_LIMIT)
+    verify_csrf(request, form)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return render_page(
+            request,
+            "subscribers/admin/import.html",
+            {"report": None, "error": "Please choose a CSV file."},
+            status_code=422,
+        )
+    data = await upload.read()
+    try:
+        report = transfer.import_csv(transfer.decode_csv(data), upload.filename)
+    except transfer.ImportRefused as exc:
+        return render_page(
+            request,
+            "subscribers/admin/import.html",
+            {"report": None, "error": str(exc)},
+            status_code=422,
+        )
+    return render_page(request, "subscribers/admin/import.html", {"report": report, "error": None})
+
+
+routes = [
+    Route("/signup", signup_page, methods=["GET"]),
+    Route("/signup", signup_submit, methods=["POST"]),
+    Route("/signup/sent", signup_sent, methods=["GET"]),
+    Route("/api/subscriptions", api_subscribe, methods=["POST"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
+    Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+    Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
+    Route("/privacy/{token}/export", privacy_export, methods=["GET"]),
+    Route("/privacy/{token}/erase", privacy_erase, methods=["POST"]),
+    Route("/admin/", admin_list, methods=["GET"]),
+    Route("/admin/export.csv", admin_export, methods=["GET"]),
+    Route("/admin/import", admin_import, methods=["GET", "POST"]),
+    Route("/admin/{id:int}", admin_detail, methods=["GET"]),
+]
+
+
+def create_app() -> Starlette:
+    """The subscribers app, to be mounted at ``/subscribers``."""
+    return create_service_app(routes)

@@ -1,0 +1,194 @@
+"""CSV import and export of subscribers, for the admin page and ``kgi subscribers``.
+
+An import never resubscribes anyone who unsubscribed or had their data erased, merges
+duplicates into one subscriber, and reports per row what it did and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.subscribers import store
+from services.subscribers.addresses import InvalidInput, clean_name, parse_address, parse_language
+from services.subscribers.store import CONFIRMED, UNSUBSCRIBED, Context
+from shared.database import engine, utcnow
+
+#: Columns written by the export and understood by the import.
+EXPORT_COLUMNS = (
+    "email",
+    "name",
+    "language",
+    "status",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+)
+
+#: Largest import accepted, in rows; a bigger list is split by the operator.
+MAX_IMPORT_ROWS = 100_000
+
+
+class ImportRefused(ValueError):
+    """The file as a whole cannot be imported (the message says why)."""
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """What happened to one data row (``line`` counts the header as line 1)."""
+
+    line: int
+    email: str
+    outcome: str  # added | merged | skipped
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    source: str
+    rows: list[RowOutcome] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for row in self.rows if row.outcome == outcome)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {name: self.count(name) for name in ("added", "merged", "skipped")}
+
+
+def _parse_time(raw: str | None) -> datetime | None:
+    if not raw or not raw.strip():
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else None
+
+
+def decode_csv(data: bytes) -> str:
+    """CSV bytes as text: UTF-8 (with or without BOM), else Windows-1252 as Excel writes it."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def import_csv(text: str, source: str, status: str = CONFIRMED) -> ImportReport:
+    """Import subscribers from CSV ``text``; ``source`` (the file name) goes to the consent log.
+
+    ``status`` confirmed needs a ``consent_source`` column: consent given elsewhere must be
+    documented. Pending imports are not offered: an import never sends mail.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+    if "email" not in columns:
+        raise ImportRefused("The file needs a header row with an 'email' column.")
+    if status == CONFIRMED and "consent_source" not in columns:
+        raise ImportRefused(
+            "Importing as confirmed needs a 'consent_source' column saying where each person "
+            "agreed to receive the newsletter."
+        )
+    reader.fieldnames = columns
+    report = ImportReport(source=source)
+    seen: dict[str, int] = {}
+    with engine("subscribers").begin() as conn:
+        for index, row in enumerate(reader):
+            line = index + 2
+            if index >= MAX_IMPORT_ROWS:
+                raise ImportRefused(f"The file has more than {MAX_IMPORT_ROWS} rows.")
+            report.rows.append(_import_row(conn, row, line, source, status, seen))
+    return report
+
+
+def _import_row(
+    conn, row: dict, line: int, source: str, status: str, seen: dict[str, int]
+) -> RowOutcome:  # type: ignore[no-untyped-def]
+    raw_email = (row.get("email") or "").strip()
+    if not raw_email:
+        return RowOutcome(line, "", "skipped", "empty e-mail address")
+    try:
+        address = parse_address(raw_email)
+        name = clean_name(row.get("name"))
+        language = parse_language(row.get("language"))
+    except InvalidInput as exc:
+        return RowOutcome(line, raw_email, "skipped", f"{exc.field}: {exc.message}")
+    if address.key in seen:
+        return RowOutcome(line, address.display, "merged", f"duplicate of line {seen[address.key]}")
+    consent_source = (row.get("consent_source") or "").strip()
+    if status == CONFIRMED and not consent_source:
+        return RowOutcome(line, address.display, "skipped", "no consent source given")
+    if store.is_erased(conn, address.key):
+        return RowOutcome(line, address.display, "skipped", "this person had their data erased")
+    seen[address.key] = line
+    context = Context(source=f"import {source}: {consent_source}"[:400])
+    existing = store.find_by_key(conn, address.key)
+    if existing is not None:
+        if existing.status == UNSUBSCRIBED:
+            return RowOutcome(
+                line, address.display, "skipped", "unsubscribed earlier; not resubscribed"
+            )
+        if existing.status == CONFIRMED:
+            if name and not existing.name:
+                store.update(conn, existing.id, name=name)
+            return RowOutcome(line, address.display, "merged", "already subscribed")
+        store.update(
+            conn,
+            existing.id,
+            status=status,
+            confirmed_at=utcnow(),
+            confirm_nonce=None,
+            name=name or existing.name,
+            language=language,
+        )
+        store.log_consent(conn, existing.id, "import", context)
+        return RowOutcome(line, address.display, "merged", "pending sign-up confirmed by import")
+    subscribed_at = _parse_time(row.get("subscribed_at")) or utcnow()
+    subscriber_id = store.insert(
+        conn,
+        email=address.display,
+        email_key=address.key,
+        name=name,
+        language=language,
+        status=status,
+        created_at=subscribed_at,
+        requested_at=subscribed_at,
+        confirmed_at=subscribed_at,
+    )
+    store.log_consent(
+        conn, subscriber_id, "import", context, detail=f"subscribed_at={subscribed_at.isoformat()}"
+    )
+    return RowOutcome(line, address.display, "added", "")
+
+
+def export_csv(status: str | None = None) -> str:
+    """All subscribers (or those with ``status``) as CSV text."""
+    with engine("subscribers").connect() as conn:
+        rows = store.all_subscribers(conn, status)
+    return rows_to_csv(
+        [
+            [
+                s.email,
+                s.name,
+                s.language,
+                s.status,
+                s.created_at.isoformat(),
+                s.confirmed_at.isoformat() if s.confirmed_at else "",
+                s.unsubscribed_at.isoformat() if s.unsubscribed_at else "",
+            ]
+            for s in rows
+        ]
+    )
+
+
+def rows_to_csv(rows: Iterable[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        # A leading = + - @ makes spreadsheets run a formula: neutralise it.
+        writer.writerow(["'" + v if v[:1] in ("=", "+", "-", "@") else v for v in row])
+    return buffer.getvalue()

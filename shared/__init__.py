@@ -1,0 +1,1 @@
+"""Code every service uses: configuration, database, broker, mail, tokens, web helpers."""

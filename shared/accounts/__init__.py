@@ -1,0 +1,1 @@
+"""Editor and admin accounts: one login for all three services."""

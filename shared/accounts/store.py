@@ -1,0 +1,80 @@
+"""The accounts table and its queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from shared.database import UTCDateTime, engine, utcnow
+
+#: Roles, weakest first: editors write and submit content, admins also publish and send.
+ROLES = ("editor", "admin")
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_login_at", UTCDateTime),
+)
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    email: str
+    password_hash: str
+    role: str
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+def find_user(email: str) -> User | None:
+    """The account with this address (case-insensitive), if any."""
+    with engine("accounts").connect() as conn:
+        row = conn.execute(
+            sa.select(users).where(sa.func.lower(users.c.email) == email.strip().lower())
+        ).first()
+    return User(**row._mapping) if row else None
+
+
+def save_user(email: str, password_hash: str, role: str) -> User:
+    """Create the account, or replace its password and role when it exists."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    existing = find_user(email)
+    with engine("accounts").begin() as conn:
+        if existing:
+            conn.execute(
+                users.update()
+                .where(users.c.id == existing.id)
+                .values(password_hash=password_hash, role=role)
+            )
+        else:
+            conn.execute(
+                users.insert().values(
+                    email=email.strip().lower(),
+                    password_hash=password_hash,
+                    role=role,
+                    created_at=utcnow(),
+                )
+            )
+    user = find_user(email)
+    assert user is not None
+    return user
+
+
+def record_login(user_id: int, password_hash: str | None = None) -> None:
+    """Note a successful login; store a re-hashed password when parameters changed."""
+    values: dict[str, object] = {"last_login_at": utcnow()}
+    if password_hash:
+        values["password_hash"] = password_hash
+    with engine("accounts").begin() as conn:
+        conn.execute(users.update().where(users.c.id == user_id).values(**values))

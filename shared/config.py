@@ -1,0 +1,171 @@
+"""Configuration, read from the environment in this one place.
+
+Every setting has a documented default that suits the embedded development system
+(`kgi run`): data in ``./var``, a private Redis on a Unix socket there, SQLite files,
+and the development mail catcher. Production sets ``KGI_ENV=production`` and must then
+name a secret key explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+#: The services that own a database; each gets ``KGI_<NAME>_DATABASE_URL``.
+DATABASE_OWNERS = ("accounts", "subscribers", "feeds", "newsletter")
+
+#: Default lifetime of a confirmation link and of an unconfirmed sign-up (72 hours):
+#: long enough for a weekend, short enough that stale sign-ups do not pile up.
+DEFAULT_PENDING_TTL_SECONDS = 72 * 3600
+
+#: Default sign-up limit per client IP address and hour; stops the form being
+#: used to mail-bomb third parties from one address.
+DEFAULT_SIGNUPS_PER_IP_PER_HOUR = 20
+
+#: Minimum gap between two confirmation mails to the same address (10 minutes).
+DEFAULT_CONFIRMATION_RESEND_SECONDS = 600
+
+#: Port of the development mail catcher that ``kgi run`` starts when KGI_SMTP_URL is unset.
+DEFAULT_MAIL_CATCHER_PORT = 8025
+
+#: Failed logins per client IP and account within 15 minutes before login is refused.
+DEFAULT_LOGIN_FAILURES_ALLOWED = 5
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of one process. Build it with :func:`load_settings`."""
+
+    env: str
+    base_url: str
+    port: int
+    data_dir: Path
+    secret_key: str
+    redis_url: str
+    #: True when ``KGI_REDIS_URL`` was unset and ``kgi run`` owns a private redis-server.
+    private_redis: bool
+    smtp_url: str | None
+    mail_catcher_port: int
+    mail_from: str
+    database_urls: dict[str, str] = field(default_factory=dict)
+    pending_ttl_seconds: int = DEFAULT_PENDING_TTL_SECONDS
+    signups_per_ip_per_hour: int = DEFAULT_SIGNUPS_PER_IP_PER_HOUR
+    confirmation_resend_seconds: int = DEFAULT_CONFIRMATION_RESEND_SECONDS
+    login_failures_allowed: int = DEFAULT_LOGIN_FAILURES_ALLOWED
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def private_redis_dir(self) -> Path:
+        """Data and socket of the private redis-server (only used when ``private_redis``)."""
+        return self.data_dir / "redis"
+
+    @property
+    def mail_catcher_dir(self) -> Path:
+        """Where the development mail catcher keeps the mails it captured."""
+        return self.data_dir / "mail"
+
+    @property
+    def effective_smtp_url(self) -> str:
+        """KGI_SMTP_URL, or the development mail catcher when it is unset."""
+        return self.smtp_url or f"smtp://127.0.0.1:{self.mail_catcher_port}"
+
+    def database_url(self, owner: str) -> str:
+        return self.database_urls[owner]
+
+    def absolute_url(self, path: str) -> str:
+        """``path`` (starting with ``/``) under the public base URL."""
+        return self.base_url.rstrip("/") + path
+
+    @property
+    def mail_domain(self) -> str:
+        """Domain for Message-IDs: the sender's, so they are globally unique."""
+        return self.mail_from.rpartition("@")[2].strip(">") or "localhost"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _secret_key(env: str, data_dir: Path) -> str:
+    key = os.environ.get("KGI_SECRET_KEY", "")
+    if key:
+        return key
+    if env == "production":
+        raise ConfigurationError("KGI_SECRET_KEY must be set in production")
+    # Development: generate once and keep it, so sessions and mailed links survive restarts.
+    key_file = data_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_settings() -> Settings:
+    """Read every ``KGI_*`` variable; see the README for the list and defaults."""
+    env = os.environ.get("KGI_ENV", "development")
+    port = _int("KGI_PORT", 8000)
+    data_dir = Path(os.environ.get("KGI_DATA_DIR", "./var")).resolve()
+    base_url = os.environ.get("KGI_BASE_URL", f"http://localhost:{port}").rstrip("/")
+    if urlsplit(base_url).scheme not in ("http", "https"):
+        raise ConfigurationError(f"KGI_BASE_URL must be an http(s) URL, not {base_url!r}")
+    redis_url = os.environ.get("KGI_REDIS_URL", "")
+    private_redis = not redis_url
+    if private_redis:
+        redis_url = f"unix://{data_dir / 'redis' / 'redis.sock'}"
+    database_urls = {
+        owner: os.environ.get(
+            f"KGI_{owner.upper()}_DATABASE_URL", f"sqlite:///{data_dir / (owner + '.db')}"
+        )
+        for owner in DATABASE_OWNERS
+    }
+    return Settings(
+        env=env,
+        base_url=base_url,
+        port=port,
+        data_dir=data_dir,
+        secret_key=_secret_key(env, data_dir),
+        redis_url=redis_url,
+        private_redis=private_redis,
+        smtp_url=os.environ.get("KGI_SMTP_URL") or None,
+        mail_catcher_port=_int("KGI_MAIL_CATCHER_PORT", DEFAULT_MAIL_CATCHER_PORT),
+        mail_from=os.environ.get("KGI_MAIL_FROM", "KGI-Infobrief <infobrief@localhost>"),
+        database_urls=database_urls,
+        pending_ttl_seconds=_int("KGI_PENDING_TTL_SECONDS", DEFAULT_PENDING_TTL_SECONDS),
+        signups_per_ip_per_hour=_int(
+            "KGI_SIGNUPS_PER_IP_PER_HOUR", DEFAULT_SIGNUPS_PER_IP_PER_HOUR
+        ),
+        confirmation_resend_seconds=_int(
+            "KGI_CONFIRMATION_RESEND_SECONDS", DEFAULT_CONFIRMATION_RESEND_SECONDS
+        ),
+        login_failures_allowed=_int("KGI_LOGIN_FAILURES_ALLOWED", DEFAULT_LOGIN_FAILURES_ALLOWED),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return load_settings()

@@ -1,0 +1,99 @@
+"""Database engines and migrations, one database per owning service.
+
+SQLAlchemy Core only. SQLite (the embedded default) runs in WAL mode with a busy timeout
+so the web process, the workers and the scheduler can share the file; PostgreSQL URLs
+work unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+
+from shared.config import get_settings
+
+#: How long a SQLite writer waits for another process's lock before failing (ms).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+#: Where each owner's Alembic scripts live, relative to the repository root.
+_ROOT = Path(__file__).resolve().parents[1]
+MIGRATION_DIRS: dict[str, Path] = {
+    "accounts": _ROOT / "shared" / "accounts" / "migrations",
+    "subscribers": _ROOT / "services" / "subscribers" / "migrations",
+}
+
+
+def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # Hand transaction control to SQLAlchemy, so the "begin" hook below decides how to begin.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine_for(url: str) -> Engine:
+    """An engine for ``url``, with SQLite tuned for several processes."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        # BEGIN IMMEDIATE takes the write lock at the start: two processes that read and then
+        # write can otherwise deadlock and fail with "database is locked" instead of waiting.
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+@cache
+def engine(owner: str) -> Engine:
+    """The engine of ``owner``'s database (created once per process)."""
+    return create_engine_for(get_settings().database_url(owner))
+
+
+def migrate(owner: str) -> None:
+    """Bring ``owner``'s schema to the newest migration."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATION_DIRS[owner]))
+    config.attributes["engine"] = engine(owner)
+    command.upgrade(config, "head")
+
+
+def migrate_all() -> None:
+    """Migrate every database this code base owns."""
+    for owner in MIGRATION_DIRS:
+        migrate(owner)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite stores no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use shared.database.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware, in UTC: the only clock stored data uses."""
+    return datetime.now(UTC)

@@ -1,0 +1,50 @@
+"""German by default, English switchable: language choice and message catalogs.
+
+Messages are written in English in code and templates and looked up in
+``shared/locale/<lang>.json``; a missing entry falls back to the English text, so a
+forgotten translation shows English rather than breaking a page.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from starlette.requests import HTTPConnection
+
+#: Languages offered, the default first.
+LANGUAGES = ("de", "en")
+DEFAULT_LANGUAGE = LANGUAGES[0]
+
+#: Cookie that remembers a visitor's explicit choice (set by ``?lang=``).
+LANGUAGE_COOKIE = "kgi_lang"
+
+_LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """The translations into ``language`` (empty for English, the source language)."""
+    path = _LOCALE_DIR / f"{language}.json"
+    return json.loads(path.read_text("utf-8")) if path.exists() else {}
+
+
+def translate(message: str, language: str) -> str:
+    """``message`` in ``language``; the English text when no translation exists."""
+    return catalog(language).get(message, message)
+
+
+def normalise_language(value: str | None) -> str | None:
+    """``value`` if it names an offered language, else None."""
+    value = (value or "").strip().lower()[:2]
+    return value if value in LANGUAGES else None
+
+
+def request_language(connection: HTTPConnection) -> str:
+    """The language for this request: ``?lang=``, then the cookie, then German."""
+    return (
+        normalise_language(connection.query_params.get("lang"))
+        or normalise_language(connection.cookies.get(LANGUAGE_COOKIE))
+        or DEFAULT_LANGUAGE
+    )

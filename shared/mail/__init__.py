@@ -1,0 +1,1 @@
+"""Mail: building correct MIME messages and sending them over SMTP."""

@@ -1,0 +1,156 @@
+"""Sending over SMTP: one reused connection, timeouts, STARTTLS/TLS, auth, and a clear
+difference between temporary failures (retry later) and permanent ones (give up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+#: Seconds to wait for the SMTP server to connect or answer one command.
+SMTP_TIMEOUT_SECONDS = 30
+
+
+class MailError(Exception):
+    """Sending failed; ``code`` is the SMTP reply code when the server gave one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TemporaryMailError(MailError):
+    """Worth trying again later: 4xx replies, timeouts, refused or dropped connections."""
+
+
+class PermanentMailError(MailError):
+    """Trying again will not help: 5xx replies (unknown user, rejected content)."""
+
+
+@dataclass(frozen=True)
+class SMTPEndpoint:
+    """Where and how to connect, parsed from ``smtp://user:pass@host:587?starttls=true``.
+
+    ``smtps://`` connects with implicit TLS (port 465 by default).
+    """
+
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: bool
+    username: str | None
+    password: str | None
+    timeout: float
+
+    @classmethod
+    def from_url(cls, url: str) -> SMTPEndpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError(f"SMTP URL must start with smtp:// or smtps://, not {url!r}")
+        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+        implicit_tls = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (465 if implicit_tls else 25),
+            implicit_tls=implicit_tls,
+            starttls=query.get("starttls") in ("1", "true", "yes"),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            timeout=float(query.get("timeout", SMTP_TIMEOUT_SECONDS)),
+        )
+
+
+def classify(exc: BaseException) -> MailError:
+    """The temporary or permanent MailError that ``exc`` amounts to."""
+    if isinstance(exc, MailError):
+        return exc
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        code = min(codes) if codes else 550
+        text = "; ".join(
+            f"{rcpt}: {c} {m.decode(errors='replace')}" for rcpt, (c, m) in exc.recipients.items()
+        )
+        kind = TemporaryMailError if 400 <= code < 500 else PermanentMailError
+        return kind(f"recipient refused: {text}", code)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        code = exc.smtp_code
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        kind = TemporaryMailError if 400 <= code < 500 or code == -1 else PermanentMailError
+        return kind(f"{code} {text}", code)
+    if isinstance(exc, (smtplib.SMTPException, OSError)):
+        return TemporaryMailError(f"connection problem: {exc!r}")
+    return PermanentMailError(f"unexpected error: {exc!r}")
+
+
+class SMTPTransport:
+    """One SMTP connection, opened on first use and reused for following messages.
+
+    Not thread-safe: give each worker thread its own transport.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.endpoint = SMTPEndpoint.from_url(url)
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        ep = self.endpoint
+        context = ssl.create_default_context()
+        if ep.implicit_tls:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                ep.host, ep.port, timeout=ep.timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(ep.host, ep.port, timeout=ep.timeout)
+            if ep.starttls:
+                smtp.starttls(context=context)
+        if ep.username:
+            smtp.login(ep.username, ep.password or "")
+        return smtp
+
+    def send(self, message: EmailMessage, envelope_from: str | None = None) -> None:
+        """Send ``message`` to its To address; raises TemporaryMailError or PermanentMailError."""
+        try:
+            self._send_once(message, envelope_from)
+        except smtplib.SMTPServerDisconnected:
+            # A reused connection may have been closed by the server while idle: one fresh try.
+            self.close()
+            try:
+                self._send_once(message, envelope_from)
+            except Exception as exc:
+                self._drop_after(exc)
+                raise classify(exc) from exc
+        except Exception as exc:
+            self._drop_after(exc)
+            raise classify(exc) from exc
+
+    def _send_once(self, message: EmailMessage, envelope_from: str | None) -> None:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        self._smtp.send_message(message, from_addr=envelope_from)
+
+    def _drop_after(self, exc: BaseException) -> None:
+        # After a reply error the session is still usable (smtplib sent RSET);
+        # after a connection problem it is not.
+        if not isinstance(exc, smtplib.SMTPResponseException):
+            self.close()
+
+    def close(self) -> None:
+        """Say QUIT when possible and forget the connection."""
+        if self._smtp is not None:
+            with contextlib.suppress(Exception):
+                self._smtp.quit()
+            self._smtp = None
+
+    def __enter__(self) -> SMTPTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Web helpers every service uses: app factory, templates, sessions, CSRF, errors."""

@@ -1,0 +1,67 @@
+"""The factory every service app is built with, so all share middleware and error pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.i18n import LANGUAGE_COOKIE, normalise_language
+from shared.web.errors import EXCEPTION_HANDLERS
+from shared.web.sessions import session_middleware
+
+#: Largest request body any service accepts (10 MiB, room for a CSV import);
+#: ordinary forms are held to far less by shared.web.forms.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+#: How long an explicit language choice is remembered (one year).
+LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+class LanguageCookieMiddleware:
+    """Remember ``?lang=de|en`` in a cookie so the choice holds on the next pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        chosen = None
+        for part in query.split("&"):
+            if part.startswith("lang="):
+                chosen = normalise_language(part[5:])
+        if chosen is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                cookie = f"{LANGUAGE_COOKIE}={chosen}; Path=/; SameSite=Lax"
+                headers.append("set-cookie", f"{cookie}; Max-Age={LANGUAGE_COOKIE_MAX_AGE}")
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def create_service_app(routes: Sequence[BaseRoute], lifespan=None) -> Starlette:  # type: ignore[no-untyped-def]
+    """A Starlette app with the platform's session, language and error handling."""
+    return Starlette(
+        routes=routes,
+        middleware=[session_middleware(), Middleware(LanguageCookieMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        max_body_size=MAX_BODY_BYTES,
+        lifespan=lifespan,
+    )
+
+
+def standalone(prefix: str, app: ASGIApp) -> Router:
+    """``app`` under ``prefix``, as it is mounted in the combined site, for ``kgi serve``."""
+    return Router(routes=[Mount(prefix, app=app)])

@@ -1,0 +1,75 @@
+"""Error responses: a clear page in the visitor's language, or JSON for API clients."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared.i18n import request_language, translate
+from shared.web.templates import render_page
+
+logger = logging.getLogger("kgi.web")
+
+#: Headlines per status, in English (translated on the page).
+TITLES = {
+    400: "The request could not be understood",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Method not allowed",
+    410: "This link is no longer valid",
+    413: "Too much data",
+    415: "Unsupported format",
+    422: "Please check your input",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+    503: "Temporarily unavailable",
+}
+
+
+def wants_json(request: Request) -> bool:
+    """API paths and clients that ask for JSON get JSON errors."""
+    accept = request.headers.get("accept", "")
+    return "/api/" in request.url.path or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def error_response(
+    request: Request, status: int, detail: str, headers: dict | None = None
+) -> Response:
+    """The error as JSON or as a page; ``detail`` is English and translated for pages."""
+    if wants_json(request):
+        return JSONResponse(
+            {"error": detail, "status": status}, status_code=status, headers=headers
+        )
+    language = request_language(request)
+    return render_page(
+        request,
+        "errors/error.html",
+        {
+            "status": status,
+            "title": translate(TITLES.get(status, "Error"), language),
+            "detail": translate(detail, language),
+        },
+        status_code=status,
+        headers=headers,
+    )
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Error")
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "There is nothing at this address."
+    return error_response(request, exc.status_code, detail, dict(exc.headers or {}) or None)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(request, 500, "The error was logged. Please try again in a few minutes.")
+
+
+EXCEPTION_HANDLERS = {HTTPException: http_exception, Exception: server_error}
