@@ -1,0 +1,164 @@
+"""Real parts for every test: a redis-server, an SMTP server, the site on a loopback port.
+
+They start in ``pytest_configure``, before any project module is imported, because the
+settings (and so the broker) are read once per process from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.smtp_server import RecordingSMTPServer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Environment:
+    """Handles to the real servers the suite runs against."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="kgi-tests-"))
+        self.redis: Any = None
+        self.smtp = RecordingSMTPServer()
+        self.web_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.web_port}"
+        self.server: Any = None
+
+
+ENV = Environment()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from shared.redis_server import RedisServer
+
+    ENV.redis = RedisServer(ENV.root / "redis", port=free_port()).start()
+    ENV.smtp.start()
+    os.environ.update(
+        {
+            "KGI_DATA_DIR": str(ENV.root / "data"),
+            "KGI_REDIS_URL": ENV.redis.url,
+            "KGI_SMTP_URL": f"smtp://127.0.0.1:{ENV.smtp.port}",
+            "KGI_BASE_URL": ENV.base_url,
+            "KGI_SECRET_KEY": "test-secret-key-not-for-production",
+            "KGI_MAIL_FROM": "KGI-Infobrief <infobrief@kgi.example.org>",
+            "KGI_SIGNUPS_PER_IP_PER_HOUR": "1000",
+        }
+    )
+    from shared.database import migrate_all
+
+    migrate_all()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if ENV.server is not None:
+        ENV.server.should_exit = True
+    ENV.smtp.stop()
+    if ENV.redis is not None:
+        ENV.redis.stop()
+    shutil.rmtree(ENV.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def site() -> str:
+    """The combined site served by uvicorn on a loopback port; returns its base URL."""
+    import uvicorn
+
+    from kgi.site import create_site
+
+    config = uvicorn.Config(create_site(), host="127.0.0.1", port=ENV.web_port, log_level="warning")
+    server = uvicorn.Server(config)
+    ENV.server = server
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test web server did not start")
+        time.sleep(0.02)
+    return ENV.base_url
+
+
+@pytest.fixture(autouse=True)
+def clean_state() -> Iterator[None]:
+    """Every test starts with empty tables, no rate-limit counters and no captured mail."""
+    import sqlalchemy as sa
+
+    from services.subscribers import store
+    from shared.accounts.store import users
+    from shared.database import engine
+    from shared.redis_client import get_redis
+
+    ENV.smtp.reset()
+    get_redis().flushdb()
+    with engine("subscribers").begin() as conn:
+        for table in reversed(store.metadata.sorted_tables):
+            conn.execute(table.delete())
+    with engine("accounts").begin() as conn:
+        conn.execute(sa.delete(users))
+    yield
+
+
+@pytest.fixture
+def smtp() -> RecordingSMTPServer:
+    return ENV.smtp
+
+
+@pytest.fixture
+def worker() -> Iterator[Any]:
+    """A Dramatiq worker on the real Redis broker, in this process."""
+    import dramatiq
+
+    import services.subscribers.actors  # noqa: F401
+    from shared.broker import broker
+
+    running = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    running.start()
+    yield running
+    running.stop()
+    # Worker.start adds a middleware to the broker that stop does not take away.
+    broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not running]
+
+
+@pytest.fixture
+def environment() -> Environment:
+    return ENV
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15, message: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)
+
+
+def link_in(text: str, path: str) -> str:
+    """The first absolute URL in ``text`` whose path starts with ``path``."""
+    match = re.search(rf"https?://[^\s\"<>]+{re.escape(path)}[^\s\"<>]*", text)
+    assert match, f"no {path} link in mail:\n{text}"
+    return match.group(0)
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)

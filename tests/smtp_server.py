@@ -1,0 +1,73 @@
+"""A real SMTP server for tests (aiosmtpd): records mails and can be told to refuse them."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+    @property
+    def to(self) -> str:
+        return self.rcpt_tos[0]
+
+    def part(self, subtype: str) -> str:
+        body = self.message.get_body(preferencelist=(subtype,))
+        assert body is not None, f"mail has no text/{subtype} part"
+        return body.get_content()
+
+
+class RecordingSMTPServer:
+    """aiosmtpd on a loopback port; ``refuse_next`` queues replies for the next DATA."""
+
+    def __init__(self) -> None:
+        self.mails: list[ReceivedMail] = []
+        self._replies: list[str] = []
+        self._lock = threading.Lock()
+        self.controller: Controller | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        from tests.conftest import free_port
+
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.mails.clear()
+            self._replies.clear()
+
+    def refuse_next(self, *replies: str) -> None:
+        """Answer the next DATA commands with these replies, e.g. ``"451 4.3.0 try later"``."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            if self._replies:
+                return self._replies.pop(0)
+            message = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            self.mails.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    def to(self, address: str) -> list[ReceivedMail]:
+        with self._lock:
+            return [m for m in self.mails if address.lower() in (r.lower() for r in m.rcpt_tos)]
