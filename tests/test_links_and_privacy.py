@@ -1,0 +1,199 @@
+"""Links in mails: one-click unsubscribe (RFC 8058), preferences, data export, erasure;
+and bad input on every door: clear 4xx answers, never a 500."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from itsdangerous import TimestampSigner
+
+from services.subscribers import transfer
+from tests.conftest import csrf_of, link_in, wait_for
+from tests.test_signup_flow import events, signup, subscriber
+
+
+def confirmed_subscriber(site: str, smtp, email: str) -> tuple[httpx.Client, object]:
+    """Sign ``email`` up and confirm it through the real link; returns the welcome mail."""
+    client = httpx.Client(base_url=site)
+    signup(client, email, "Kim")
+    mail = wait_for(lambda: smtp.to(email))[0]
+    link = link_in(mail.part("plain"), "/subscribers/confirm/")
+    client.post(link, data={"csrf_token": csrf_of(client.get(link).text)})
+    welcome = wait_for(lambda: [m for m in smtp.to(email) if "Welcome" in m.message["Subject"]])[0]
+    return client, welcome
+
+
+def test_one_click_unsubscribe_per_rfc_8058(site, worker, smtp):
+    _, welcome = confirmed_subscriber(site, smtp, "oneclick@example.org")
+    uri = welcome.message["List-Unsubscribe"].strip("<>")
+    assert uri.startswith(site)
+    # The mail provider's POST: no cookie, no CSRF token, no redirect.
+    response = httpx.post(
+        uri,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 200
+    row = subscriber("oneclick@example.org")
+    assert row.status == "unsubscribed"
+    assert [e.action for e in events(row.id)][-1] == "unsubscribed"
+    # Repeating it changes nothing.
+    assert httpx.post(uri, content=b"List-Unsubscribe=One-Click").status_code == 200
+    assert [e.action for e in events(row.id)].count("unsubscribed") == 1
+
+
+def test_unsubscribe_link_asks_before_acting(site, worker, smtp):
+    _, welcome = confirmed_subscriber(site, smtp, "asks@example.org")
+    link = link_in(welcome.part("plain"), "/subscribers/unsubscribe/")
+    page = httpx.get(link)
+    assert page.status_code == 200 and "<form" in page.text
+    assert subscriber("asks@example.org").status == "confirmed"
+    httpx.post(link, data={})
+    assert subscriber("asks@example.org").status == "unsubscribed"
+
+
+def test_old_confirmation_link_does_not_resubscribe_after_unsubscribe(site, worker, smtp):
+    client = httpx.Client(base_url=site)
+    signup(client, "changed.mind@example.org")
+    mail = wait_for(lambda: smtp.to("changed.mind@example.org"))[0]
+    confirm_link = link_in(mail.part("plain"), "/subscribers/confirm/")
+    unsubscribe_link = link_in(mail.part("plain"), "/subscribers/unsubscribe/")
+    httpx.post(unsubscribe_link, data={})
+    response = client.get(confirm_link)
+    assert response.status_code == 410
+    assert subscriber("changed.mind@example.org").status == "unsubscribed"
+
+
+def test_preferences_change_name_and_language(site, worker, smtp):
+    client, welcome = confirmed_subscriber(site, smtp, "prefs@example.org")
+    link = link_in(welcome.part("plain"), "/subscribers/preferences/")
+    page = client.get(link)
+    assert page.status_code == 200
+    saved = client.post(link, data={"name": "Kim Weber", "language": "en", "csrf_token": csrf_of(page.text)})
+    assert saved.status_code == 200
+    row = subscriber("prefs@example.org")
+    assert (row.name, row.language) == ("Kim Weber", "en")
+    assert events(row.id)[-1].action == "preferences"
+    bad = client.post(link, data={"name": "x\r\nBcc: a@b.c", "language": "en", "csrf_token": csrf_of(page.text)})
+    assert bad.status_code == 422
+
+
+def test_export_and_erase_then_import_does_not_resubscribe(site, worker, smtp):
+    client, welcome = confirmed_subscriber(site, smtp, "forget.me@example.org")
+    prefs = link_in(welcome.part("plain"), "/subscribers/preferences/")
+    token = prefs.rsplit("/", 1)[1]
+    data = client.get(f"/subscribers/privacy/{token}/export").json()
+    assert data["subscriber"]["email"] == "forget.me@example.org"
+    assert [e["action"] for e in data["consent_log"]] == ["signup", "confirmed"]
+    assert data["consent_log"][0]["ip"] == "127.0.0.1"
+
+    page = client.get(prefs)
+    refused = client.post(f"/subscribers/privacy/{token}/erase", data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 422 and subscriber("forget.me@example.org") is not None
+    erased = client.post(
+        f"/subscribers/privacy/{token}/erase", data={"csrf_token": csrf_of(page.text), "confirm": "yes"}
+    )
+    assert erased.status_code == 200
+    assert subscriber("forget.me@example.org") is None
+    assert client.get(f"/subscribers/privacy/{token}/export").status_code == 410
+
+    report = transfer.import_csv(
+        "email,name,language,subscribed_at,consent_source\nforget.me@example.org,F,de,,paper form\n",
+        "legacy.csv",
+    )
+    assert report.rows[0].outcome == "skipped" and "erased" in report.rows[0].reason
+    assert subscriber("forget.me@example.org") is None
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["not-an-email", "a@b", "x" * 300 + "@example.org", "evil@example.org\r\nBcc: victim@example.org", ""],
+)
+def test_bad_addresses_get_a_clear_422(site, email):
+    client = httpx.Client(base_url=site)
+    page = client.get("/subscribers/signup")
+    response = client.post("/subscribers/signup", data={"email": email, "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 422
+    assert 'aria-invalid="true"' in response.text
+    api = httpx.post(f"{site}/subscribers/api/subscriptions", json={"email": email})
+    assert api.status_code == 422 and api.json()["field"] == "email"
+
+
+def test_header_injection_in_name_is_refused(site):
+    api = httpx.post(
+        f"{site}/subscribers/api/subscriptions",
+        json={"email": "ok@example.org", "name": "Eve\r\nBcc: everyone@example.org"},
+    )
+    assert api.status_code == 422 and api.json()["field"] == "name"
+    assert subscriber("ok@example.org") is None
+
+
+def test_wrong_content_type_oversized_body_and_broken_json(site):
+    url = f"{site}/subscribers/api/subscriptions"
+    assert httpx.post(url, data={"email": "a@example.org"}).status_code == 415
+    assert httpx.post(url, json={"email": "a@example.org", "name": "x" * 20000}).status_code == 413
+    broken = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and "JSON" in broken.json()["error"]
+    assert httpx.post(url, json=["a@example.org"]).status_code == 400
+    form = httpx.post(f"{site}/subscribers/signup", content=b"email=a", headers={"content-type": "text/plain"})
+    assert form.status_code == 415
+
+
+def test_form_without_csrf_token_is_refused(site):
+    response = httpx.post(f"{site}/subscribers/signup", data={"email": "csrf@example.org"})
+    assert response.status_code == 403
+    assert subscriber("csrf@example.org") is None
+
+
+def test_tampered_and_expired_tokens(site, worker, smtp, monkeypatch):
+    client = httpx.Client(base_url=site)
+    signup(client, "tokens@example.org")
+    link = link_in(wait_for(lambda: smtp.to("tokens@example.org"))[0].part("plain"), "/subscribers/confirm/")
+    tampered = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+    assert client.get(tampered).status_code == 400
+    assert client.get(link.rsplit("/", 1)[0] + "/garbage").status_code == 400
+    assert client.get(f"{site}/subscribers/unsubscribe/garbage").status_code == 400
+    assert client.get(f"{site}/subscribers/preferences/garbage").status_code == 400
+
+    from services.subscribers import optin
+    from shared.database import engine
+
+    with engine("subscribers").connect() as conn:
+        from services.subscribers import store
+
+        row = store.find_by_key(conn, "tokens@example.org")
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 30 * 86400)
+    expired = optin.confirmation_url(row)
+    monkeypatch.undo()
+    response = client.get(expired)
+    assert response.status_code == 410
+    assert "expired" in response.text or "abgelaufen" in response.text
+    assert httpx.get(expired, headers={"accept": "application/json"}).json()["status"] == 410
+
+
+def test_unknown_pages_are_404_pages(site):
+    response = httpx.get(f"{site}/subscribers/nothing-here")
+    assert response.status_code == 404 and "<h1>" in response.text
+
+
+def test_purge_removes_expired_unconfirmed_sign_ups(site, worker, smtp):
+    import sqlalchemy as sa
+
+    from services.subscribers import optin, store
+    from shared.database import engine
+
+    client = httpx.Client(base_url=site)
+    signup(client, "stale@example.org")
+    signup(client, "fresh@example.org")
+    with engine("subscribers").begin() as conn:
+        conn.execute(
+            store.subscribers.update()
+            .where(store.subscribers.c.email_key == "stale@example.org")
+            .values(requested_at=sa.func.datetime("now", "-30 days"))
+        )
+    assert optin.purge_expired_pending() == 1
+    assert subscriber("stale@example.org") is None
+    assert subscriber("fresh@example.org").status == "pending"
