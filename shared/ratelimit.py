@@ -47,4 +47,3 @@ def clear(key: str) -> None:
         get_redis().delete(f"kgi:rate:{key}")
     except (redis.ConnectionError, redis.TimeoutError):
         logger.warning("rate limit %s not cleared: Redis unreachable", key.split(":")[0])
-

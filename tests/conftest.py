@@ -131,7 +131,9 @@ def worker() -> Iterator[Any]:
     yield running
     running.stop()
     # Worker.start adds a middleware to the broker that stop does not take away.
-    broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not running]
+    broker.middleware[:] = [
+        m for m in broker.middleware if getattr(m, "worker", None) is not running
+    ]
 
 
 @pytest.fixture

@@ -63,7 +63,9 @@ class RecordingSMTPServer:
         with self._lock:
             if self._replies:
                 return self._replies.pop(0)
-            message = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
+            message = email.message_from_bytes(
+                envelope.original_content or b"", policy=email.policy.default
+            )
             assert isinstance(message, EmailMessage)
             self.mails.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 OK"

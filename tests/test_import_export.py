@@ -39,14 +39,23 @@ def test_fixture_import_handles_every_case():
     assert report.summary == {"added": 5, "merged": 1, "skipped": 2}
 
     obrien = subscriber("o'brien+kgi@example.ie")
-    assert obrien.name == "O'Brien, Seán" and obrien.language == "en" and obrien.status == "confirmed"
-    assert subscriber("jugendamt@beispielstadt.example.de").email == "Jugendamt@beispielstadt.example.de"
+    assert (
+        obrien.name == "O'Brien, Seán" and obrien.language == "en" and obrien.status == "confirmed"
+    )
+    assert (
+        subscriber("jugendamt@beispielstadt.example.de").email
+        == "Jugendamt@beispielstadt.example.de"
+    )
     idn = subscriber("zoe@xn--exmple-cua.de")
     assert idn.email == "zoe@exämple.de"
     assert idn.confirmed_at.isoformat() == "2025-05-05T05:05:05+00:00"
     with engine("subscribers").connect() as conn:
         event = store.history(conn, idn.id)[0]
-    assert event.action == "import" and "import.csv" in event.source and "website (legacy list)" in event.source
+    assert (
+        event.action == "import"
+        and "import.csv" in event.source
+        and "website (legacy list)" in event.source
+    )
 
     # Importing the same file again adds no one.
     again = transfer.import_csv(transfer.decode_csv(FIXTURE.read_bytes()), "import.csv")
@@ -69,11 +78,15 @@ def test_confirmed_import_needs_a_consent_source():
     with pytest.raises(transfer.ImportRefused, match="consent_source"):
         transfer.import_csv("email,name\na@example.org,A\n", "no-consent.csv")
     report = transfer.import_csv("email,consent_source\na@example.org,\n", "blank.csv")
-    assert report.rows[0] == transfer.RowOutcome(2, "a@example.org", "skipped", "no consent source given")
+    assert report.rows[0] == transfer.RowOutcome(
+        2, "a@example.org", "skipped", "no consent source given"
+    )
 
 
 def test_export_lists_everyone_and_defuses_formulas():
-    transfer.import_csv('email,name,consent_source\nf@example.org,"=HYPERLINK(""x"")",fair\n', "f.csv")
+    transfer.import_csv(
+        'email,name,consent_source\nf@example.org,"=HYPERLINK(""x"")",fair\n', "f.csv"
+    )
     rows = list(csv.DictReader(io.StringIO(transfer.export_csv())))
     assert rows[0]["email"] == "f@example.org"
     assert rows[0]["name"].startswith("'=")
@@ -104,13 +117,20 @@ def test_command_line_import_and_export():
 
 
 def login(site: str, email: str = "editor@example.org", role: str = "admin") -> httpx.Client:
-    result = run_kgi("users", "add", email, "--role", role, "--password-stdin", stdin="correct horse battery\n")
+    result = run_kgi(
+        "users", "add", email, "--role", role, "--password-stdin", stdin="correct horse battery\n"
+    )
     assert result.returncode == 0, result.stderr
     client = httpx.Client(base_url=site)
     page = client.get("/login")
     response = client.post(
         "/login",
-        data={"email": email, "password": "correct horse battery", "csrf_token": csrf_of(page.text), "next": "/subscribers/admin/"},
+        data={
+            "email": email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page.text),
+            "next": "/subscribers/admin/",
+        },
     )
     assert response.status_code == 303 and response.headers["location"] == "/subscribers/admin/"
     return client
@@ -131,7 +151,10 @@ def test_admin_needs_login_and_shows_counts_search_history(site):
     detail = client.get(f"/subscribers/admin/{row.id}")
     assert "website (legacy list)" in detail.text
     exported = client.get("/subscribers/admin/export.csv")
-    assert exported.headers["content-type"].startswith("text/csv") and "zoe@exämple.de" in exported.text
+    assert (
+        exported.headers["content-type"].startswith("text/csv")
+        and "zoe@exämple.de" in exported.text
+    )
 
 
 def test_admin_import_upload_reports_per_row(site):
@@ -165,7 +188,14 @@ def test_login_is_throttled_after_repeated_failures(site):
     for _ in range(7):
         page = client.get("/login")
         codes.append(
-            client.post("/login", data={"email": "target@example.org", "password": "wrong", "csrf_token": csrf_of(page.text)}).status_code
+            client.post(
+                "/login",
+                data={
+                    "email": "target@example.org",
+                    "password": "wrong",
+                    "csrf_token": csrf_of(page.text),
+                },
+            ).status_code
         )
     assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
 

@@ -10,7 +10,9 @@ from shared.database import engine
 from tests.conftest import csrf_of, link_in, wait_for
 
 
-def signup(client: httpx.Client, email: str, name: str = "", language: str = "de") -> httpx.Response:
+def signup(
+    client: httpx.Client, email: str, name: str = "", language: str = "de"
+) -> httpx.Response:
     page = client.get("/subscribers/signup")
     return client.post(
         "/subscribers/signup",
@@ -55,7 +57,9 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
     row = subscriber("lea.becker@example.org")
     assert row.status == "confirmed" and row.language == "en" and row.name == "Lea Becker"
 
-    welcome = wait_for(lambda: [m for m in smtp.to("Lea.Becker@example.org") if "Welcome" in m.message["Subject"]])
+    welcome = wait_for(
+        lambda: [m for m in smtp.to("Lea.Becker@example.org") if "Welcome" in m.message["Subject"]]
+    )
     assert welcome[0].message["List-Unsubscribe"].startswith(f"<{site}/subscribers/unsubscribe/")
 
     log = events(row.id)
@@ -74,7 +78,8 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
 
 def test_german_is_the_default_and_english_switchable(site):
     client = httpx.Client(base_url=site)
-    assert "Anmelden" in client.get("/subscribers/signup").text or 'lang="de"' in client.get("/").text
+    german = client.get("/subscribers/signup")
+    assert 'lang="de"' in german.text and "KGI-Infobrief abonnieren" in german.text
     english = client.get("/subscribers/signup?lang=en")
     assert 'lang="en"' in english.text and "Subscribe to the KGI-Infobrief" in english.text
     # The choice sticks through the cookie.
@@ -87,7 +92,9 @@ def test_form_answers_the_same_for_every_kind_of_address(site, worker, smtp):
     wait_for(lambda: smtp.to("known@example.org"))
     with engine("subscribers").begin() as conn:
         conn.execute(
-            store.subscribers.update().where(store.subscribers.c.email_key == "known@example.org").values(status="confirmed")
+            store.subscribers.update()
+            .where(store.subscribers.c.email_key == "known@example.org")
+            .values(status="confirmed")
         )
     answers = []
     for email in ("new@example.org", "known@example.org", "new@example.org"):
@@ -109,9 +116,13 @@ def test_repeat_sign_up_resends_only_after_cooldown_and_never_to_confirmed(site,
             .values(requested_at=sa.func.datetime("now", "-1 hour"))
         )
     signup(client, "repeat@example.org")  # after the cooldown: one more
-    mails = wait_for(lambda: len(smtp.to("repeat@example.org")) == 2 and smtp.to("repeat@example.org"))
+    mails = wait_for(
+        lambda: len(smtp.to("repeat@example.org")) == 2 and smtp.to("repeat@example.org")
+    )
     # Both links work: the nonce is kept for an outstanding confirmation.
-    assert link_in(mails[0].part("plain"), "/confirm/") == link_in(mails[1].part("plain"), "/confirm/")
+    assert link_in(mails[0].part("plain"), "/confirm/") == link_in(
+        mails[1].part("plain"), "/confirm/"
+    )
 
 
 def test_per_address_daily_cap_stops_mail_bombing(site, worker, smtp, monkeypatch):
@@ -151,14 +162,20 @@ def test_honeypot_catches_bots(site, worker, smtp):
     page = client.get("/subscribers/signup")
     response = client.post(
         "/subscribers/signup",
-        data={"email": "bot@example.org", "website": "http://spam.example", "csrf_token": csrf_of(page.text)},
+        data={
+            "email": "bot@example.org",
+            "website": "http://spam.example",
+            "csrf_token": csrf_of(page.text),
+        },
     )
     assert response.status_code == 303
     assert subscriber("bot@example.org") is None
 
 
 def test_json_api_signs_up_and_documents_itself(site, worker, smtp):
-    response = httpx.post(f"{site}/subscribers/api/subscriptions", json={"email": "api@example.org", "language": "en"})
+    response = httpx.post(
+        f"{site}/subscribers/api/subscriptions", json={"email": "api@example.org", "language": "en"}
+    )
     assert response.status_code == 202
     assert response.json()["status"] == "accepted"
     wait_for(lambda: smtp.to("api@example.org"))

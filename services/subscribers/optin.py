@@ -70,7 +70,7 @@ def confirmation_url(subscriber: Subscriber) -> str:
     """The link in the confirmation mail (requires an outstanding nonce)."""
     assert subscriber.confirm_nonce, "no confirmation outstanding"
     token = make_token(CONFIRM_PURPOSE, {"id": subscriber.id, "n": subscriber.confirm_nonce})
-    return get_settings().absolute_url(f"/subscribers/confirm/{token}")
+    return get_settings().absolute_url(f"/subscribers/confirm/{token}?lang={subscriber.language}")
 
 
 def manage_token(subscriber: Subscriber) -> str:
@@ -80,11 +80,13 @@ def manage_token(subscriber: Subscriber) -> str:
 
 def unsubscribe_url(subscriber: Subscriber) -> str:
     """The one-click (RFC 8058) unsubscribe URI, under KGI_BASE_URL."""
-    return get_settings().absolute_url(f"/subscribers/unsubscribe/{manage_token(subscriber)}")
+    path = f"/subscribers/unsubscribe/{manage_token(subscriber)}?lang={subscriber.language}"
+    return get_settings().absolute_url(path)
 
 
 def preferences_url(subscriber: Subscriber) -> str:
-    return get_settings().absolute_url(f"/subscribers/preferences/{manage_token(subscriber)}")
+    path = f"/subscribers/preferences/{manage_token(subscriber)}?lang={subscriber.language}"
+    return get_settings().absolute_url(path)
 
 
 def _dispatch(outbox_ids: list[int]) -> None:

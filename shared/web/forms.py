@@ -18,7 +18,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 def _check_size(request: Request, limit: int) -> None:
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
-        raise HTTPException(413, f"The request body is larger than {limit} bytes.")
+        raise HTTPException(413, "The request is too large.")
 
 
 async def read_form(request: Request, limit: int = SMALL_BODY_LIMIT) -> FormData:
@@ -29,7 +29,7 @@ async def read_form(request: Request, limit: int = SMALL_BODY_LIMIT) -> FormData
     _check_size(request, limit)
     body = await request.body()
     if len(body) > limit:
-        raise HTTPException(413, f"The request body is larger than {limit} bytes.")
+        raise HTTPException(413, "The request is too large.")
     return await request.form(max_part_size=limit)
 
 
@@ -41,7 +41,7 @@ async def read_json(request: Request, limit: int = SMALL_BODY_LIMIT) -> dict[str
     _check_size(request, limit)
     body = await request.body()
     if len(body) > limit:
-        raise HTTPException(413, f"The request body is larger than {limit} bytes.")
+        raise HTTPException(413, "The request is too large.")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

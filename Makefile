@@ -1,0 +1,35 @@
+# Two commands on a fresh machine with only python3:
+#   make run    install everything into .venv and start the whole system on port 8000
+#   make test   install what the tests need (Chromium included) and run them
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed-run: pyproject.toml
+	sh scripts/make-venv.sh $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	sh scripts/make-venv.sh $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	touch $(VENV)/.installed-run $@
+
+run: $(VENV)/.installed-run
+	$(VENV)/bin/kgi run
+
+test: $(VENV)/.installed-test
+	sh scripts/install-browser.sh $(VENV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-test
+	$(PY) bench/signup.py
+
+clean:
+	rm -rf $(VENV) var
