@@ -20,7 +20,7 @@ def hit(key: str, limit: int, window_seconds: int) -> bool:
     """Count one event under ``key``; True while the count in this window is within ``limit``."""
     full_key = f"kgi:rate:{key}"
     try:
-        pipe = get_redis().pipeline()
+        pipe = get_redis().pipeline(transaction=False)
         # SET NX EX starts the window once (Redis 6.2 lacks EXPIRE NX).
         pipe.set(full_key, 0, ex=window_seconds, nx=True)
         pipe.incr(full_key)

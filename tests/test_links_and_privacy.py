@@ -21,7 +21,9 @@ def confirmed_subscriber(site: str, smtp, email: str) -> tuple[httpx.Client, obj
     mail = wait_for(lambda: smtp.to(email))[0]
     link = link_in(mail.part("plain"), "/subscribers/confirm/")
     client.post(link, data={"csrf_token": csrf_of(client.get(link).text)})
-    welcome = wait_for(lambda: [m for m in smtp.to(email) if "Willkommen" in m.message["Subject"]])[0]
+    welcome = wait_for(lambda: [m for m in smtp.to(email) if "Willkommen" in m.message["Subject"]])[
+        0
+    ]
     return client, welcome
 
 

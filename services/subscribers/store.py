@@ -193,7 +193,8 @@ def insert(conn: Connection, **values: Any) -> int:
     values.setdefault("created_at", now)
     values.setdefault("updated_at", now)
     values.setdefault("requested_at", now)
-    return int(conn.execute(subscribers.insert().values(**values)).inserted_primary_key[0])
+    # Parameters apart from the statement: SQLAlchemy reuses the compiled INSERT.
+    return int(conn.execute(subscribers.insert(), values).inserted_primary_key[0])
 
 
 def update(conn: Connection, subscriber_id: int, **values: Any) -> None:
@@ -206,16 +207,17 @@ def log_consent(
 ) -> None:
     """Append one event to the consent log (never updated, only deleted with an erasure)."""
     conn.execute(
-        consent_events.insert().values(
-            subscriber_id=subscriber_id,
-            action=action,
-            occurred_at=utcnow(),
-            ip=context.ip,
-            user_agent=(context.user_agent or "")[:400] or None,
-            source=(context.source or "")[:400] or None,
-            consent_version=context.consent_version,
-            detail=detail,
-        )
+        consent_events.insert(),
+        {
+            "subscriber_id": subscriber_id,
+            "action": action,
+            "occurred_at": utcnow(),
+            "ip": context.ip,
+            "user_agent": (context.user_agent or "")[:400] or None,
+            "source": (context.source or "")[:400] or None,
+            "consent_version": context.consent_version,
+            "detail": detail,
+        },
     )
 
 
@@ -240,13 +242,14 @@ def is_erased(conn: Connection, email_key: str) -> bool:
 def queue_mail(conn: Connection, subscriber_id: int, kind: str) -> int:
     """Add a mail to the outbox in the caller's transaction; returns its id."""
     result = conn.execute(
-        mail_outbox.insert().values(
-            subscriber_id=subscriber_id,
-            kind=kind,
-            status=MAIL_PENDING,
-            created_at=utcnow(),
-            attempts=0,
-        )
+        mail_outbox.insert(),
+        {
+            "subscriber_id": subscriber_id,
+            "kind": kind,
+            "status": MAIL_PENDING,
+            "created_at": utcnow(),
+            "attempts": 0,
+        },
     )
     return int(result.inserted_primary_key[0])
 
