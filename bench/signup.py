@@ -191,24 +191,20 @@ def main() -> int:
             server.wait()
         redis_server.stop()
 
-    print(
-        f"requests per run: {args.requests}, concurrency: {args.concurrency}, cores: {os.cpu_count()}"
-    )
-    print(
-        f"trivial Starlette POST : {trivial_rate:8.0f} req/s  p50 {percentile(trivial_lat, 50):6.1f} ms"
-        f"  p99 {percentile(trivial_lat, 99):6.1f} ms"
-    )
-    print(
-        f"sign-up form POST      : {signup_rate:8.0f} req/s  p50 {percentile(signup_lat, 50):6.1f} ms"
-        f"  p99 {percentile(signup_lat, 99):6.1f} ms"
-    )
+    cores = os.cpu_count()
+    print(f"requests per run: {args.requests}, concurrency: {args.concurrency}, cores: {cores}")
+    for label, rate, lat in (
+        ("trivial Starlette POST", trivial_rate, trivial_lat),
+        ("sign-up form POST", signup_rate, signup_lat),
+    ):
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        print(f"{label:<23}: {rate:8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
     print(f"confirmation jobs queued in Redis: {queued} (expected {args.requests + warmup})")
     ratio = signup_rate / trivial_rate
     p99 = percentile(signup_lat, 99)
     ok = ratio >= 1 / 3 and p99 < 100 and queued == args.requests + warmup
-    print(
-        f"ratio sign-up/trivial: {ratio:.2f} (target >= 0.33); sign-up p99 {p99:.1f} ms (target < 100 ms)"
-    )
+    print(f"ratio sign-up/trivial: {ratio:.2f} (target >= 0.33)")
+    print(f"sign-up p99: {p99:.1f} ms (target < 100 ms)")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
