@@ -1,0 +1,4 @@
+-- One database per service; kgi_accounts is created by the image itself.
+CREATE DATABASE kgi_subscribers OWNER kgi;
+CREATE DATABASE kgi_feeds OWNER kgi;
+CREATE DATABASE kgi_newsletter OWNER kgi;
