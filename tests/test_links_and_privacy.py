@@ -20,6 +20,8 @@ def confirmed_subscriber(site: str, smtp, email: str) -> tuple[httpx.Client, obj
     signup(client, email, "Kim")
     mail = wait_for(lambda: smtp.to(email))[0]
     link = link_in(mail.part("plain"), "/subscribers/confirm/")
+    pending = subscriber(email)
+    wait_for(lambda: len(events(pending.id)) == 2, message="confirmation_mail in the log")
     client.post(link, data={"csrf_token": csrf_of(client.get(link).text)})
     welcome = wait_for(lambda: [m for m in smtp.to(email) if "Willkommen" in m.message["Subject"]])[
         0
@@ -93,7 +95,11 @@ def test_export_and_erase_then_import_does_not_resubscribe(site, worker, smtp):
     token = prefs.rsplit("/", 1)[1].split("?")[0]
     data = client.get(f"/subscribers/privacy/{token}/export").json()
     assert data["subscriber"]["email"] == "forget.me@example.org"
-    assert [e["action"] for e in data["consent_log"]] == ["signup", "confirmed"]
+    assert [e["action"] for e in data["consent_log"]] == [
+        "signup",
+        "confirmation_mail",
+        "confirmed",
+    ]
     assert data["consent_log"][0]["ip"] == "127.0.0.1"
 
     page = client.get(prefs)

@@ -45,6 +45,10 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
     link = link_in(mail.part("plain"), "/subscribers/confirm/")
     assert link_in(mail.part("html"), "/subscribers/confirm/") == link
 
+    # The worker records the sent mail right after the SMTP server accepted it.
+    pending = subscriber("lea.becker@example.org")
+    wait_for(lambda: len(events(pending.id)) == 2, message="confirmation_mail in the log")
+
     # A mail scanner only GETs the link: that must not confirm.
     scanner = httpx.get(link)
     assert scanner.status_code == 200
@@ -63,7 +67,8 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
     assert welcome[0].message["List-Unsubscribe"].startswith(f"<{site}/subscribers/unsubscribe/")
 
     log = events(row.id)
-    assert [e.action for e in log] == ["signup", "confirmed"]
+    assert [e.action for e in log] == ["signup", "confirmation_mail", "confirmed"]
+    assert log[1].detail == f"Message-ID {mail.message['Message-ID']}"
     signup_event = log[0]
     assert signup_event.ip == "127.0.0.1"
     assert signup_event.user_agent == "pytest-browser/1.0"
@@ -73,7 +78,7 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
     # Clicking the link again is harmless.
     again = client.post(link, data={"csrf_token": csrf_of(page.text)})
     assert again.status_code == 200
-    assert len(events(row.id)) == 2
+    assert len(events(row.id)) == 3
 
 
 def test_german_is_the_default_and_english_switchable(site):

@@ -102,7 +102,10 @@ def _claim(outbox_id: int) -> tuple[str, Subscriber] | None:
     return row.kind, subscriber
 
 
-def _finish(outbox_id: int, status: str, error: str | None = None) -> None:
+def _finish(
+    outbox_id: int, status: str, error: str | None = None, sent: EmailMessage | None = None
+) -> None:
+    """Record the outcome; a sent confirmation mail also goes into the consent log."""
     with engine("subscribers").begin() as conn:
         conn.execute(
             store.mail_outbox.update()
@@ -114,6 +117,20 @@ def _finish(outbox_id: int, status: str, error: str | None = None) -> None:
                 last_error=error,
             )
         )
+        if sent is not None:
+            row = conn.execute(
+                sa.select(store.mail_outbox.c.subscriber_id, store.mail_outbox.c.kind).where(
+                    store.mail_outbox.c.id == outbox_id
+                )
+            ).one()
+            if row.kind == "confirmation":
+                store.log_consent(
+                    conn,
+                    row.subscriber_id,
+                    "confirmation_mail",
+                    store.Context(source="outbox", consent_version=optin.CONSENT_TEXT_VERSION),
+                    detail=f"Message-ID {sent['Message-ID']}",
+                )
 
 
 def deliver(outbox_id: int) -> str:
@@ -133,15 +150,16 @@ def deliver(outbox_id: int) -> str:
     if kind == "welcome" and subscriber.status != store.CONFIRMED:
         _finish(outbox_id, MAIL_SENT, "not sent: unsubscribed before the welcome mail")
         return "obsolete"
+    message = compose(subscriber, kind)
     try:
-        _transport().send(compose(subscriber, kind))
+        _transport().send(message)
     except TemporaryMailError as exc:
         _finish(outbox_id, MAIL_PENDING, str(exc))
         raise
     except PermanentMailError as exc:
         _finish(outbox_id, MAIL_FAILED, str(exc))
         return "failed"
-    _finish(outbox_id, MAIL_SENT)
+    _finish(outbox_id, MAIL_SENT, sent=message)
     return "sent"
 
 
