@@ -1,0 +1,125 @@
+"""The shared mail transport against real aiosmtpd servers: MIME shape, connection reuse,
+and temporary versus permanent failures."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from shared.mail.message import build_message, recipient
+from shared.mail.transport import (
+    PermanentMailError,
+    SMTPEndpoint,
+    SMTPTransport,
+    TemporaryMailError,
+)
+from tests.conftest import free_port
+from tests.smtp_server import RecordingSMTPServer
+
+
+class CountingServer(RecordingSMTPServer):
+    """Counts SMTP sessions, to see whether the transport reuses its connection."""
+
+    def __init__(self, **controller_options) -> None:
+        super().__init__()
+        self.peers: set[tuple[str, int]] = set()
+        self.controller_options = controller_options
+
+    @property
+    def sessions(self) -> int:
+        return len(self.peers)
+
+    def start(self) -> None:
+        self.port = free_port()
+        self.controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, **self.controller_options
+        )
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.peers.add(session.peer)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def message(to: str = "leser@example.org", subject: str = "Grüße aus Köln – Ausgabe 3/2026"):
+    return build_message(
+        to=recipient(to, "Lena Müller"),
+        subject=subject,
+        text="Hallo Lena,\nviele Grüße.\n",
+        html="<p>Hallo Lena,<br>viele Grüße.</p>",
+        unsubscribe_url="https://kgi.example.org/subscribers/unsubscribe/abc",
+    )
+
+
+def test_message_is_correct_mime():
+    built = message()
+    raw = built.as_bytes()
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    assert built.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in built.iter_parts()] == ["text/plain", "text/html"]
+    assert b"Subject: =?utf-8?" in raw  # encoded word for the umlauts
+    assert built["Message-ID"].endswith("@kgi.example.org>")
+    assert built["Date"] and built["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert str(built["To"]) == "Lena Müller <leser@example.org>"
+
+
+def test_header_injection_is_impossible():
+    with pytest.raises(ValueError):
+        message(subject="Hallo\r\nBcc: everyone@example.org")
+
+
+def test_connection_is_reused_and_survives_a_server_side_close():
+    server = CountingServer(server_kwargs={"timeout": 0.5})
+    server.start()
+    try:
+        transport = SMTPTransport(f"smtp://127.0.0.1:{server.port}")
+        for n in range(5):
+            transport.send(message(f"r{n}@example.org"))
+        assert len(server.mails) == 5 and server.sessions == 1
+        # The server drops idle connections: the next send reconnects once, transparently.
+        time.sleep(1)
+        transport.send(message("after@example.org"))
+        assert len(server.mails) == 6 and server.sessions == 2
+        transport.close()
+    finally:
+        server.stop()
+
+
+def test_temporary_and_permanent_replies_are_told_apart(smtp):
+    with SMTPTransport(f"smtp://127.0.0.1:{smtp.port}") as transport:
+        smtp.refuse_next("452 4.2.2 Mailbox full")
+        with pytest.raises(TemporaryMailError) as temporary:
+            transport.send(message())
+        assert temporary.value.code == 452
+        smtp.refuse_next("554 5.7.1 Rejected as spam")
+        with pytest.raises(PermanentMailError) as permanent:
+            transport.send(message())
+        assert permanent.value.code == 554
+        transport.send(message())  # the session is still usable after a refused mail
+    assert len(smtp.mails) == 1
+
+
+def test_unreachable_server_is_temporary():
+    with (
+        pytest.raises(TemporaryMailError),
+        SMTPTransport(f"smtp://127.0.0.1:{free_port()}?timeout=2") as t,
+    ):
+        t.send(message())
+
+
+def test_endpoint_parsing():
+    ep = SMTPEndpoint.from_url(
+        "smtp://user%40example.org:p%3Ass@mail.example.org:587?starttls=true"
+    )
+    assert (ep.host, ep.port, ep.starttls, ep.implicit_tls) == (
+        "mail.example.org",
+        587,
+        True,
+        False,
+    )
+    assert (ep.username, ep.password) == ("user@example.org", "p:ss")
+    assert SMTPEndpoint.from_url("smtps://mail.example.org").port == 465
+    with pytest.raises(ValueError):
+        SMTPEndpoint.from_url("http://mail.example.org")
