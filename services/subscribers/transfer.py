@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.engine import Connection
+
 from services.subscribers import store
 from services.subscribers.addresses import InvalidInput, clean_name, parse_address, parse_language
 from services.subscribers.store import CONFIRMED, UNSUBSCRIBED, Context
@@ -105,8 +107,14 @@ def import_csv(text: str, source: str, status: str = CONFIRMED) -> ImportReport:
 
 
 def _import_row(
-    conn, row: dict, line: int, source: str, status: str, seen: dict[str, int]
-) -> RowOutcome:  # type: ignore[no-untyped-def]
+    conn: Connection,
+    row: dict[str, str | None],
+    line: int,
+    source: str,
+    status: str,
+    seen: dict[str, int],
+) -> RowOutcome:
+    """Import one row; ``seen`` maps addresses already in this file to their line."""
     raw_email = (row.get("email") or "").strip()
     if not raw_email:
         return RowOutcome(line, "", "skipped", "empty e-mail address")

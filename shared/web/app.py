@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount, Router
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.i18n import LANGUAGE_COOKIE, normalise_language
@@ -60,8 +60,3 @@ def create_service_app(routes: Sequence[BaseRoute], lifespan=None) -> Starlette:
         max_body_size=MAX_BODY_BYTES,
         lifespan=lifespan,
     )
-
-
-def standalone(prefix: str, app: ASGIApp) -> Router:
-    """``app`` under ``prefix``, as it is mounted in the combined site, for ``kgi serve``."""
-    return Router(routes=[Mount(prefix, app=app)])

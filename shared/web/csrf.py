@@ -21,9 +21,9 @@ CSRF_FIELD = "csrf_token"
 
 def csrf_token(request: Request) -> str:
     """This session's token, created on first use."""
-    session = session_of(request)
     if "session" not in request.scope:
         return ""
+    session = request.session
     token = session.get("csrf")
     if not token:
         token = secrets.token_urlsafe(32)
