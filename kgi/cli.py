@@ -127,6 +127,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Load the demo news items and conference reports shipped with the project."""
+    from services.feeds.demo import load_demo
+    from shared.database import migrate
+
+    migrate("feeds")
+    print(f"{load_demo()} demo items added.")
+    return 0
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     from shared.accounts.passwords import hash_password
     from shared.accounts.store import save_user
@@ -185,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="serve one service (production)")
-    serve.add_argument("service", choices=["subscribers", "portal"])
+    serve.add_argument("service", choices=["subscribers", "feeds", "portal"])
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=0)
     serve.set_defaults(func=cmd_serve)
@@ -197,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scheduler", help="run the scheduler").set_defaults(func=cmd_scheduler)
     sub.add_parser("migrate", help="migrate all databases").set_defaults(func=cmd_migrate)
+    sub.add_parser("demo", help="load demo content").set_defaults(func=cmd_demo)
 
     users = sub.add_parser("users", help="editor accounts").add_subparsers(
         dest="action", required=True

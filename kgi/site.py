@@ -5,15 +5,19 @@ from __future__ import annotations
 from starlette.routing import Mount, Router
 
 from kgi import devmail, portal
+from services.feeds import app as feeds
 from services.subscribers import app as subscribers
 
 #: Where each service lives under the common origin.
-SERVICE_PREFIXES = {"subscribers": "/subscribers"}
+SERVICE_PREFIXES = {"subscribers": "/subscribers", "feeds": "/news"}
 
 
 def create_site(mail_catcher_page: bool = False) -> Router:
     """The combined site; with ``mail_catcher_page`` also ``/dev/mail``."""
-    routes = [Mount("/subscribers", app=subscribers.create_app())]
+    routes = [
+        Mount("/subscribers", app=subscribers.create_app()),
+        Mount("/news", app=feeds.create_app()),
+    ]
     if mail_catcher_page:
         routes.append(Mount("/dev/mail", app=devmail.create_app()))
     routes.append(Mount("", app=portal.create_app()))
@@ -22,7 +26,11 @@ def create_site(mail_catcher_page: bool = False) -> Router:
 
 def create_service(name: str) -> Router:
     """One service alone (``kgi serve NAME``), at the same paths as in the combined site."""
-    factories = {"subscribers": subscribers.create_app, "portal": portal.create_app}
+    factories = {
+        "subscribers": subscribers.create_app,
+        "feeds": feeds.create_app,
+        "portal": portal.create_app,
+    }
     if name not in factories:
         raise SystemExit(f"unknown service {name!r}; choose from {', '.join(sorted(factories))}")
     prefix = SERVICE_PREFIXES.get(name, "")

@@ -26,6 +26,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 MIGRATION_DIRS: dict[str, Path] = {
     "accounts": _ROOT / "shared" / "accounts" / "migrations",
     "subscribers": _ROOT / "services" / "subscribers" / "migrations",
+    "feeds": _ROOT / "services" / "feeds" / "migrations",
 }
 
 

@@ -1,0 +1,312 @@
+"""Routes of the feeds service, mounted at ``/news``: public pages, feeds, and the admin."""
+
+from __future__ import annotations
+
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from services.feeds import cache, content, store
+from services.feeds.content import InvalidItem, ItemFilter, WorkflowError
+from services.feeds.store import KINDS, STATES
+from services.feeds.syndication import FeedQuery, render_calendar, render_feed
+from shared.database import engine
+from shared.i18n import LANGUAGES
+from shared.web.app import create_service_app
+from shared.web.auth import login_required
+from shared.web.csrf import verify_csrf
+from shared.web.forms import read_form
+from shared.web.sessions import current_user
+from shared.web.templates import render_page
+
+#: Items per page on the public list.
+LIST_PAGE_SIZE = 10
+
+#: How long feed readers and proxies may reuse a feed without asking (5 minutes).
+FEED_MAX_AGE_SECONDS = 300
+
+#: Largest item form (rich HTML body included).
+ITEM_FORM_LIMIT = 512 * 1024
+
+
+def selection_from(request: Request) -> tuple[ItemFilter, int]:
+    """The filters and page asked for; unknown values are ignored."""
+    params = request.query_params
+    kind = params.get("type") if params.get("type") in KINDS else None
+    language = params.get("lang") if params.get("lang") in LANGUAGES else None
+    tag = (params.get("tag") or "").strip()[:40] or None
+    partners = params.get("partners") in ("1", "true", "yes")
+    try:
+        page = max(1, min(int(params.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    return ItemFilter(kind=kind, tag=tag, language=language, include_partners=partners), page
+
+
+def conditional(request: Request, rendered: cache.Rendered) -> Response:
+    """The rendered body, or 304 when the client's copy is current."""
+    headers = {
+        "ETag": rendered.etag,
+        "Last-Modified": format_datetime(rendered.last_modified, usegmt=True),
+        "Cache-Control": f"public, max-age={FEED_MAX_AGE_SECONDS}",
+        "Vary": "Accept-Encoding",
+    }
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        if (
+            rendered.etag in [tag.strip() for tag in if_none_match.split(",")]
+            or if_none_match.strip() == "*"
+        ):
+            return Response(status_code=304, headers=headers)
+    elif since := request.headers.get("if-modified-since"):
+        try:
+            if rendered.last_modified <= parsedate_to_datetime(since):
+                return Response(status_code=304, headers=headers)
+        except (TypeError, ValueError):
+            pass
+    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+
+
+# --- public --------------------------------------------------------------------------
+
+
+async def news_list(request: Request) -> Response:
+    selection, page = selection_from(request)
+    found, total = content.public_items(selection, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
+    query = FeedQuery(selection)
+    return render_page(
+        request,
+        "feeds/list.html",
+        {
+            "items": found,
+            "selection": selection,
+            "page": page,
+            "pages": max(1, -(-total // LIST_PAGE_SIZE)),
+            "total": total,
+            "tags": content.all_tags(selection.include_partners),
+            "feeds": {fmt: query.url(fmt) for fmt in ("rss", "atom", "json")},
+            "query": query.query_string,
+        },
+    )
+
+
+async def news_item(request: Request) -> Response:
+    with engine("feeds").connect() as conn:
+        item = store.get_item_by_slug(conn, request.path_params["slug"])
+        translation = (
+            store.get_item(conn, item.translation_id) if item and item.translation_id else None
+        )
+    preview = current_user(request) is not None
+    if item is None or (not preview and not _is_visible(item)):
+        raise HTTPException(404, "There is nothing at this address.")
+    if translation is not None and not _is_visible(translation):
+        translation = None
+    return render_page(
+        request,
+        "feeds/item.html",
+        {
+            "item": item,
+            "translation": translation,
+            "preview": not _is_visible(item),
+            "feeds": {
+                fmt: FeedQuery(ItemFilter(kind=item.kind)).url(fmt)
+                for fmt in ("rss", "atom", "json")
+            },
+        },
+    )
+
+
+def _is_visible(item: store.Item) -> bool:
+    from shared.database import utcnow
+
+    now = utcnow()
+    return (
+        item.state == store.PUBLISHED
+        and not item.hidden
+        and (item.effective_at is None or item.effective_at <= now)
+        and (item.expires_at is None or item.expires_at > now)
+    )
+
+
+async def feed(request: Request) -> Response:
+    fmt = request.path_params["fmt"]
+    if fmt not in ("rss", "atom", "json"):
+        raise HTTPException(404, "There is nothing at this address.")
+    selection, page = selection_from(request)
+    query = FeedQuery(selection, page)
+    if request.url.query != query.query_string:
+        # One URL per feed, so the self link always matches the URL served.
+        target = request.url.path + ("?" + query.query_string if query.query_string else "")
+        return RedirectResponse(target, status_code=301)
+    rendered = cache.cached(f"{fmt}?{query.query_string}", lambda: render_feed(fmt, query))
+    return conditional(request, rendered)
+
+
+async def calendar(request: Request) -> Response:
+    selection, _ = selection_from(request)
+    key = f"ics?{FeedQuery(selection).query_string}"
+    return conditional(request, cache.cached(key, lambda: render_calendar(selection)))
+
+
+# --- admin ---------------------------------------------------------------------------
+
+
+def _fields(form: Any) -> dict[str, Any]:
+    names = (
+        "kind",
+        "language",
+        "title",
+        "summary",
+        "body",
+        "tags",
+        "lead_image_url",
+        "lead_image_alt",
+        "author",
+        "event_start",
+        "event_end",
+        "event_location",
+        "event_organiser",
+        "effective_at",
+        "expires_at",
+        "translation_id",
+        "slug",
+    )
+    return {name: form.get(name) or None for name in names}
+
+
+@login_required()
+async def admin_items(request: Request) -> Response:
+    state = (
+        request.query_params.get("state") if request.query_params.get("state") in STATES else None
+    )
+    query = request.query_params.get("q", "").strip()[:200]
+    return render_page(
+        request,
+        "feeds/admin/items.html",
+        {
+            "items": content.editor_items(state, query),
+            "state": state,
+            "states": STATES,
+            "query": query,
+            "partner_items": content.partner_items(50),
+        },
+    )
+
+
+def _editor_form(
+    request: Request,
+    item: store.Item | None,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    history = []
+    if item is not None:
+        with engine("feeds").connect() as conn:
+            history = store.item_history(conn, item.id)
+    return render_page(
+        request,
+        "feeds/admin/edit.html",
+        {
+            "item": item,
+            "values": values,
+            "errors": errors,
+            "kinds": KINDS,
+            "history": history,
+            "transitions": content.TRANSITIONS,
+            "others": content.editor_items(),
+        },
+        status_code=status,
+    )
+
+
+def _values_of(item: store.Item) -> dict[str, Any]:
+    values = {name: getattr(item, name) for name in item.__dataclass_fields__}
+    values["tags"] = ", ".join(item.tags)
+    for name in ("effective_at", "expires_at"):
+        values[name] = values[name].strftime("%Y-%m-%dT%H:%M") if values[name] else ""
+    return values
+
+
+@login_required()
+async def admin_new(request: Request) -> Response:
+    if request.method == "GET":
+        return _editor_form(request, None, {"kind": "news", "language": "de"}, {})
+    form = await read_form(request, ITEM_FORM_LIMIT)
+    verify_csrf(request, form)
+    fields = _fields(form)
+    try:
+        item = content.create_item(fields, current_user(request)["email"])
+    except InvalidItem as exc:
+        return _editor_form(request, None, fields, {exc.field: exc.message}, 422)
+    return RedirectResponse(f"/news/admin/{item.id}?saved=1", status_code=303)
+
+
+@login_required()
+async def admin_edit(request: Request) -> Response:
+    item_id = request.path_params["id"]
+    with engine("feeds").connect() as conn:
+        item = store.get_item(conn, item_id)
+    if item is None or item.origin != store.NETWORK:
+        raise HTTPException(404, "There is no such item.")
+    if request.method == "GET":
+        return _editor_form(request, item, _values_of(item), {})
+    form = await read_form(request, ITEM_FORM_LIMIT)
+    verify_csrf(request, form)
+    fields = _fields(form)
+    try:
+        content.update_item(item_id, fields, current_user(request)["email"])
+    except InvalidItem as exc:
+        return _editor_form(request, item, fields, {exc.field: exc.message}, 422)
+    return RedirectResponse(f"/news/admin/{item_id}?saved=1", status_code=303)
+
+
+@login_required()
+async def admin_workflow(request: Request) -> Response:
+    form = await read_form(request)
+    verify_csrf(request, form)
+    user = current_user(request)
+    try:
+        content.transition(
+            request.path_params["id"],
+            str(form.get("step", "")),
+            user["email"],
+            user["role"],
+            str(form.get("comment", ""))[:1000] or None,
+        )
+    except WorkflowError as exc:
+        raise HTTPException(409 if "not possible" in str(exc) else 403, str(exc)) from None
+    return RedirectResponse(f"/news/admin/{request.path_params['id']}", status_code=303)
+
+
+@login_required()
+async def admin_hide(request: Request) -> Response:
+    form = await read_form(request)
+    verify_csrf(request, form)
+    content.set_hidden(
+        request.path_params["id"], form.get("hidden") == "1", current_user(request)["email"]
+    )
+    return RedirectResponse("/news/admin/#partner", status_code=303)
+
+
+routes = [
+    Route("/", news_list, methods=["GET"]),
+    Route("/feed.{fmt}", feed, methods=["GET"]),
+    Route("/events.ics", calendar, methods=["GET"]),
+    Route("/admin/", admin_items, methods=["GET"]),
+    Route("/admin/new", admin_new, methods=["GET", "POST"]),
+    Route("/admin/{id:int}", admin_edit, methods=["GET", "POST"]),
+    Route("/admin/{id:int}/workflow", admin_workflow, methods=["POST"]),
+    Route("/admin/partner/{id:int}/hide", admin_hide, methods=["POST"]),
+    Route("/{slug}", news_item, methods=["GET"]),
+]
+
+
+def create_app() -> Starlette:
+    """The feeds app, to be mounted at ``/news``."""
+    return create_service_app(routes)

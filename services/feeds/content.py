@@ -1,0 +1,405 @@
+"""The network's own items: checking input, saving, the publication workflow, and the
+queries public pages and feeds use.
+
+Workflow (Plone-style): draft → pending review → published → retracted. Editors write
+and submit; admins publish, send back and retract. Published items are visible only
+between their effective and expiry dates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from services.feeds import cache, store
+from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url
+from services.feeds.store import (
+    DRAFT,
+    KINDS,
+    NETWORK,
+    PARTNER,
+    PENDING,
+    PUBLISHED,
+    RETRACTED,
+    Item,
+    items,
+)
+from shared import events
+from shared.database import engine, utcnow
+from shared.i18n import LANGUAGES
+
+#: Most tags on one item, and the longest tag.
+MAX_TAGS, MAX_TAG_LENGTH = 12, 40
+
+
+class InvalidItem(ValueError):
+    """An item field is unusable; ``field`` names it, the message says why (English)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class WorkflowError(Exception):
+    """The transition is not possible from the item's state or for the user's role."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A workflow step: from which states, to which, and the weakest role allowed."""
+
+    name: str
+    sources: tuple[str, ...]
+    target: str
+    role: str
+
+
+TRANSITIONS = {
+    t.name: t
+    for t in (
+        Transition("submit", (DRAFT, RETRACTED), PENDING, "editor"),
+        Transition("publish", (DRAFT, PENDING, RETRACTED), PUBLISHED, "admin"),
+        Transition("reject", (PENDING,), DRAFT, "admin"),
+        Transition("retract", (PUBLISHED,), RETRACTED, "admin"),
+    )
+}
+
+
+def slugify(text: str) -> str:
+    """A readable ASCII slug: umlauts transliterated the German way."""
+    for umlaut, plain in (
+        ("ä", "ae"),
+        ("ö", "oe"),
+        ("ü", "ue"),
+        ("Ä", "Ae"),
+        ("Ö", "Oe"),
+        ("Ü", "Ue"),
+        ("ß", "ss"),
+    ):
+        text = text.replace(umlaut, plain)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "item"
+
+
+def unique_slug(conn: Connection, wanted: str, item_id: int | None = None) -> str:
+    slug, n = wanted, 1
+    while True:
+        row = conn.execute(sa.select(items.c.id).where(items.c.slug == slug)).first()
+        if row is None or row.id == item_id:
+            return slug
+        n += 1
+        slug = f"{wanted}-{n}"
+
+
+def _date(fields: dict[str, Any], name: str) -> date | None:
+    raw = fields.get(name)
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, date):
+        return raw
+    try:
+        return date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        raise InvalidItem(name, "Please give the date as YYYY-MM-DD.") from None
+
+
+def _datetime(fields: dict[str, Any], name: str) -> datetime | None:
+    raw = fields.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise InvalidItem(name, "Please give date and time as YYYY-MM-DDTHH:MM.") from None
+    if value.tzinfo is None:
+        # Editors type local (German) time in the form.
+        from zoneinfo import ZoneInfo
+
+        value = value.replace(tzinfo=ZoneInfo("Europe/Berlin"))
+    return value
+
+
+def _tags(raw: Any) -> list[str]:
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    tags: list[str] = []
+    for tag in raw or []:
+        tag = plain_text(str(tag), MAX_TAG_LENGTH)
+        if tag and tag.lower() not in (t.lower() for t in tags):
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise InvalidItem("tags", f"At most {MAX_TAGS} tags, please.")
+    return tags
+
+
+def check_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validated, sanitised column values from form or JSON fields."""
+    kind = fields.get("kind") or "news"
+    if kind not in KINDS:
+        raise InvalidItem("kind", "The type must be news or conference report.")
+    language = fields.get("language") or "de"
+    if language not in LANGUAGES:
+        raise InvalidItem("language", "The language must be de or en.")
+    title = plain_text(fields.get("title"), MAX_TITLE_LENGTH)
+    if not title:
+        raise InvalidItem("title", "Please enter a title.")
+    image_url = fields.get("lead_image_url") or None
+    if image_url and not (safe_url(image_url) or str(image_url).startswith("/news/media/")):
+        raise InvalidItem("lead_image_url", "The image address must start with https://.")
+    image_alt = plain_text(fields.get("lead_image_alt"), 300) or None
+    if image_url and not image_alt:
+        raise InvalidItem(
+            "lead_image_alt", "Please describe the image for people who cannot see it."
+        )
+    values = {
+        "kind": kind,
+        "language": language,
+        "title": title,
+        "summary": plain_text(fields.get("summary"), 1000),
+        "body": clean_html(fields.get("body")),
+        "tags": json.dumps(_tags(fields.get("tags")), ensure_ascii=False),
+        "lead_image_url": image_url,
+        "lead_image_alt": image_alt,
+        "author": plain_text(fields.get("author"), 200) or None,
+        "event_start": _date(fields, "event_start"),
+        "event_end": _date(fields, "event_end"),
+        "event_location": plain_text(fields.get("event_location"), 200) or None,
+        "event_organiser": plain_text(fields.get("event_organiser"), 200) or None,
+        "effective_at": _datetime(fields, "effective_at"),
+        "expires_at": _datetime(fields, "expires_at"),
+    }
+    if (
+        values["event_start"]
+        and values["event_end"]
+        and values["event_end"] < values["event_start"]
+    ):
+        raise InvalidItem("event_end", "The end date lies before the start date.")
+    if (
+        values["effective_at"]
+        and values["expires_at"]
+        and values["expires_at"] <= values["effective_at"]
+    ):
+        raise InvalidItem("expires_at", "The expiry date must come after the effective date.")
+    translation = fields.get("translation_id")
+    values["translation_id"] = int(translation) if str(translation or "").isdigit() else None
+    return values
+
+
+def create_item(fields: dict[str, Any], actor: str) -> Item:
+    """Save a new draft; returns it."""
+    values = check_fields(fields)
+    now = utcnow()
+    with engine("feeds").begin() as conn:
+        slug = unique_slug(conn, slugify(fields.get("slug") or values["title"]))
+        item_id = conn.execute(
+            items.insert(),
+            {
+                **values,
+                "slug": slug,
+                "origin": NETWORK,
+                "state": DRAFT,
+                "created_at": now,
+                "updated_at": now,
+                "hidden": False,
+            },
+        ).inserted_primary_key[0]
+        _link_translation(conn, item_id, values["translation_id"])
+        store.log_history(conn, item_id, actor, "created", None, DRAFT, None, now)
+        item = store.get_item(conn, item_id)
+    assert item is not None
+    return item
+
+
+def update_item(item_id: int, fields: dict[str, Any], actor: str) -> Item:
+    """Change an item's content (its state stays); published changes reach feeds at once."""
+    values = check_fields(fields)
+    now = utcnow()
+    with engine("feeds").begin() as conn:
+        current = store.get_item(conn, item_id)
+        if current is None or current.origin != NETWORK:
+            raise WorkflowError("There is no such item.")
+        conn.execute(items.update().where(items.c.id == item_id).values(**values, updated_at=now))
+        _link_translation(conn, item_id, values["translation_id"])
+        store.log_history(conn, item_id, actor, "edited", current.state, current.state, None, now)
+        item = store.get_item(conn, item_id)
+    assert item is not None
+    if item.state == PUBLISHED:
+        cache.content_changed()
+    return item
+
+
+def _link_translation(conn: Connection, item_id: int, translation_id: int | None) -> None:
+    # Translations point at each other, so either page can link to the other.
+    if translation_id and translation_id != item_id:
+        conn.execute(
+            items.update().where(items.c.id == translation_id).values(translation_id=item_id)
+        )
+
+
+def transition(item_id: int, name: str, actor: str, role: str, comment: str | None = None) -> Item:
+    """Move an item through the workflow; raises WorkflowError when not allowed."""
+    step = TRANSITIONS.get(name)
+    if step is None:
+        raise WorkflowError("Unknown workflow step.")
+    if role != "admin" and step.role == "admin":
+        raise WorkflowError("Only an administrator may do this.")
+    now = utcnow()
+    with engine("feeds").begin() as conn:
+        item = store.get_item(conn, item_id)
+        if item is None or item.origin != NETWORK:
+            raise WorkflowError("There is no such item.")
+        if item.state not in step.sources:
+            raise WorkflowError(f"This step is not possible while the item is {item.state}.")
+        values: dict[str, Any] = {"state": step.target, "updated_at": now}
+        if step.target == PUBLISHED and item.published_at is None:
+            values["published_at"] = now
+        conn.execute(items.update().where(items.c.id == item_id).values(**values))
+        store.log_history(conn, item_id, actor, name, item.state, step.target, comment, now)
+        updated = store.get_item(conn, item_id)
+    assert updated is not None
+    if PUBLISHED in (item.state, step.target):
+        cache.content_changed()
+        event = "content.published" if step.target == PUBLISHED else "content.retracted"
+        events.publish(
+            event,
+            {
+                "id": updated.id,
+                "slug": updated.slug,
+                "kind": updated.kind,
+                "language": updated.language,
+                "path": updated.path,
+            },
+        )
+    return updated
+
+
+def visible(now: datetime) -> sa.ColumnElement[bool]:
+    """Items the public may see now: published, inside their window, not hidden."""
+    return sa.and_(
+        items.c.state == PUBLISHED,
+        items.c.hidden.is_(False),
+        sa.or_(items.c.effective_at.is_(None), items.c.effective_at <= now),
+        sa.or_(items.c.expires_at.is_(None), items.c.expires_at > now),
+    )
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """What a list page or feed shows."""
+
+    kind: str | None = None
+    tag: str | None = None
+    language: str | None = None
+    include_partners: bool = False
+
+    def condition(self, now: datetime) -> sa.ColumnElement[bool]:
+        condition = visible(now)
+        if self.kind in KINDS:
+            condition = sa.and_(condition, items.c.kind == self.kind)
+        if self.language in LANGUAGES:
+            condition = sa.and_(condition, items.c.language == self.language)
+        if self.tag:
+            # Tags are stored as a JSON list: match the quoted tag.
+            pattern = "%" + json.dumps(self.tag, ensure_ascii=False).replace("%", r"\%") + "%"
+            condition = sa.and_(condition, items.c.tags.like(pattern, escape="\\"))
+        if not self.include_partners:
+            condition = sa.and_(condition, items.c.origin == NETWORK)
+        return condition
+
+
+def public_items(selection: ItemFilter, limit: int, offset: int = 0) -> tuple[list[Item], int]:
+    """Visible items, newest first, with the total count."""
+    now = utcnow()
+    condition = selection.condition(now)
+    with engine("feeds").connect() as conn:
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(items).where(condition)
+        ).scalar_one()
+        rows = conn.execute(
+            sa.select(items, store.sources.c.name.label("source_name"))
+            .select_from(items.outerjoin(store.sources, items.c.source_id == store.sources.c.id))
+            .where(condition)
+            .order_by(items.c.published_at.desc(), items.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return [store.item_from_row(row) for row in rows], int(total)
+
+
+def next_visibility_change(now: datetime) -> datetime | None:
+    """When the set of visible items next changes by itself (an effective or expiry date)."""
+    with engine("feeds").connect() as conn:
+        upcoming = conn.execute(
+            sa.select(sa.func.min(items.c.effective_at)).where(
+                items.c.state == PUBLISHED, items.c.effective_at > now
+            )
+        ).scalar()
+        expiring = conn.execute(
+            sa.select(sa.func.min(items.c.expires_at)).where(
+                items.c.state == PUBLISHED, items.c.expires_at > now
+            )
+        ).scalar()
+    candidates = [t for t in (upcoming, expiring) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def all_tags(include_partners: bool = False) -> list[str]:
+    """Tags of visible items, sorted, for the filter list."""
+    with engine("feeds").connect() as conn:
+        rows = conn.execute(
+            sa.select(items.c.tags).where(
+                ItemFilter(include_partners=include_partners).condition(utcnow())
+            )
+        )
+        tags = {tag for row in rows for tag in json.loads(row.tags or "[]")}
+    return sorted(tags, key=str.lower)
+
+
+def editor_items(state: str | None = None, query: str = "") -> list[Item]:
+    """The network's items for the admin list, newest change first."""
+    condition = items.c.origin == NETWORK
+    if state:
+        condition = sa.and_(condition, items.c.state == state)
+    if query:
+        condition = sa.and_(condition, sa.func.lower(items.c.title).like(f"%{query.lower()}%"))
+    with engine("feeds").connect() as conn:
+        rows = conn.execute(
+            sa.select(items).where(condition).order_by(items.c.updated_at.desc()).limit(500)
+        )
+        return [store.item_from_row(row) for row in rows]
+
+
+def partner_items(limit: int = 200) -> list[Item]:
+    """Aggregated items for the admin, hidden ones included."""
+    with engine("feeds").connect() as conn:
+        rows = conn.execute(
+            sa.select(items, store.sources.c.name.label("source_name"))
+            .select_from(items.join(store.sources, items.c.source_id == store.sources.c.id))
+            .where(items.c.origin == PARTNER)
+            .order_by(items.c.published_at.desc())
+            .limit(limit)
+        )
+        return [store.item_from_row(row) for row in rows]
+
+
+def set_hidden(item_id: int, hidden: bool, actor: str) -> None:
+    """Hide an aggregated item from pages and feeds (or show it again)."""
+    now = utcnow()
+    with engine("feeds").begin() as conn:
+        conn.execute(
+            items.update()
+            .where(items.c.id == item_id, items.c.origin == PARTNER)
+            .values(hidden=hidden)
+        )
+        store.log_history(
+            conn, item_id, actor, "hidden" if hidden else "shown", None, None, None, now
+        )
+    cache.content_changed()

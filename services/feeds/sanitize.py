@@ -1,0 +1,82 @@
+"""Making outside HTML and text safe for pages, feeds and mails.
+
+nh3 (ammonia) keeps an allowlist of tags, attributes and URL schemes: no script, event
+handler, ``javascript:`` URL, form, iframe or style survives.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nh3
+
+#: Tags an item body may use: text structure, links, images, simple tables.
+ALLOWED_TAGS = {
+    "p", "br", "hr", "a", "em", "strong", "b", "i", "u", "s", "sub", "sup", "small",
+    "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "q", "cite", "code", "pre",
+    "h2", "h3", "h4", "h5", "h6", "figure", "figcaption", "img", "abbr", "time",
+    "table", "thead", "tbody", "tr", "th", "td", "caption", "span", "div",
+}  # fmt: skip
+
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "hreflang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "time": {"datetime"},
+    "th": {"colspan", "rowspan", "scope"},
+    "td": {"colspan", "rowspan"},
+    "*": {"lang"},
+}
+
+#: Removed together with everything inside them, not just unwrapped.
+DROPPED_WITH_CONTENT = {
+    "script",
+    "style",
+    "iframe",
+    "object",
+    "embed",
+    "form",
+    "noscript",
+    "template",
+}
+
+URL_SCHEMES = {"http", "https", "mailto"}
+
+#: Longest title kept; feeds that put whole articles in titles are cut here.
+MAX_TITLE_LENGTH = 300
+
+_SPACE = re.compile(r"\s+")
+
+
+def clean_html(fragment: str | None) -> str:
+    """``fragment`` with only allowlisted markup; links get rel=noopener noreferrer."""
+    if not fragment:
+        return ""
+    return nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=DROPPED_WITH_CONTENT,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+    ).strip()
+
+
+def plain_text(fragment: str | None, limit: int | None = None) -> str:
+    """Text without any markup and with entities decoded: for titles and summaries."""
+    if not fragment:
+        return ""
+    text = nh3.clean(fragment, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
+    text = _SPACE.sub(" ", html.unescape(text)).strip()
+    if limit and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) URL, else None (no ``javascript:`` links)."""
+    if not url:
+        return None
+    url = url.strip()
+    return url if re.match(r"^https?://[^\s<>\"']+$", url, re.IGNORECASE) else None

@@ -1,0 +1,244 @@
+"""The feeds service's tables: items (own and aggregated), their history, partner sources."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shared.database import UTCDateTime
+
+#: Content types.
+NEWS, CONFERENCE_REPORT = "news", "conference_report"
+KINDS = (NEWS, CONFERENCE_REPORT)
+
+#: Where an item comes from: written by the network's editors, or aggregated from a partner.
+NETWORK, PARTNER = "network", "partner"
+
+#: Workflow states of the network's own items.
+DRAFT, PENDING, PUBLISHED, RETRACTED = "draft", "pending", "published", "retracted"
+STATES = (DRAFT, PENDING, PUBLISHED, RETRACTED)
+
+#: Source kinds: an RSS/Atom feed, or an HTML page read with CSS selectors.
+FEED_SOURCE, PAGE_SOURCE = "feed", "page"
+
+metadata = sa.MetaData()
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), index=True),
+    sa.Column("slug", sa.String(200), nullable=False, unique=True),
+    sa.Column("language", sa.String(2), nullable=False),
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sa.Column("body", sa.Text, nullable=False, default=""),
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),  # JSON list
+    sa.Column("lead_image_url", sa.String(1000)),
+    sa.Column("lead_image_alt", sa.String(300)),
+    sa.Column("author", sa.String(200)),
+    sa.Column("event_start", sa.Date),
+    sa.Column("event_end", sa.Date),
+    sa.Column("event_location", sa.String(200)),
+    sa.Column("event_organiser", sa.String(200)),
+    sa.Column("translation_id", sa.Integer, sa.ForeignKey("items.id", ondelete="SET NULL")),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("effective_at", UTCDateTime),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("published_at", UTCDateTime, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Aggregated items: an editor may hide one; guid/link identify it at the source.
+    sa.Column("hidden", sa.Boolean, nullable=False, default=False),
+    sa.Column("guid", sa.String(1000)),
+    sa.Column("link", sa.String(1000)),
+    sa.Column("content_hash", sa.String(64)),
+    sa.UniqueConstraint("source_id", "guid", name="uq_items_source_guid"),
+)
+
+history = sa.Table(
+    "item_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "item_id",
+        sa.Integer,
+        sa.ForeignKey("items.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(254), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("from_state", sa.String(16)),
+    sa.Column("to_state", sa.String(16)),
+    sa.Column("comment", sa.Text),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("url", sa.String(1000), nullable=False, unique=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("selectors", sa.Text),  # JSON object for page sources
+    sa.Column("language", sa.String(2)),
+    sa.Column("paused", sa.Boolean, nullable=False, default=False),
+    sa.Column("interval_minutes", sa.Integer, nullable=False, default=30),
+    sa.Column("etag", sa.String(300)),
+    sa.Column("last_modified", sa.String(100)),
+    sa.Column("last_fetch_at", UTCDateTime),
+    sa.Column("next_fetch_at", UTCDateTime, index=True),
+    sa.Column("last_status", sa.String(32)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    kind: str
+    origin: str
+    source_id: int | None
+    slug: str
+    language: str
+    title: str
+    summary: str
+    body: str
+    tags: list[str]
+    lead_image_url: str | None
+    lead_image_alt: str | None
+    author: str | None
+    event_start: date | None
+    event_end: date | None
+    event_location: str | None
+    event_organiser: str | None
+    translation_id: int | None
+    state: str
+    effective_at: datetime | None
+    expires_at: datetime | None
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    hidden: bool
+    guid: str | None
+    link: str | None
+    content_hash: str | None
+    source_name: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The item's stable page on this site."""
+        return f"/news/{self.slug}"
+
+    @property
+    def is_partner(self) -> bool:
+        return self.origin == PARTNER
+
+
+@dataclass(frozen=True)
+class Source:
+    id: int
+    name: str
+    url: str
+    kind: str
+    selectors: dict[str, str] | None
+    language: str | None
+    paused: bool
+    interval_minutes: int
+    etag: str | None
+    last_modified: str | None
+    last_fetch_at: datetime | None
+    next_fetch_at: datetime | None
+    last_status: str | None
+    last_error: str | None
+    failures: int
+    created_at: datetime
+    item_count: int = field(default=0)
+
+
+def item_from_row(row: sa.Row) -> Item:
+    values: dict[str, Any] = dict(row._mapping)
+    values["tags"] = json.loads(values.get("tags") or "[]")
+    return Item(**{k: v for k, v in values.items() if k in Item.__dataclass_fields__})
+
+
+def source_from_row(row: sa.Row) -> Source:
+    values: dict[str, Any] = dict(row._mapping)
+    values["selectors"] = json.loads(values["selectors"]) if values.get("selectors") else None
+    return Source(**{k: v for k, v in values.items() if k in Source.__dataclass_fields__})
+
+
+def get_item(conn: Connection, item_id: int) -> Item | None:
+    row = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
+    return item_from_row(row) if row else None
+
+
+def get_item_by_slug(conn: Connection, slug: str) -> Item | None:
+    statement = (
+        sa.select(items, sources.c.name.label("source_name"))
+        .select_from(items.outerjoin(sources, items.c.source_id == sources.c.id))
+        .where(items.c.slug == slug)
+    )
+    row = conn.execute(statement).first()
+    return item_from_row(row) if row else None
+
+
+def get_source(conn: Connection, source_id: int) -> Source | None:
+    row = conn.execute(sa.select(sources).where(sources.c.id == source_id)).first()
+    return source_from_row(row) if row else None
+
+
+def list_sources(conn: Connection) -> list[Source]:
+    counts = (
+        sa.select(items.c.source_id, sa.func.count().label("item_count"))
+        .group_by(items.c.source_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(sources, sa.func.coalesce(counts.c.item_count, 0).label("item_count"))
+        .select_from(sources.outerjoin(counts, counts.c.source_id == sources.c.id))
+        .order_by(sources.c.name)
+    )
+    return [source_from_row(row) for row in rows]
+
+
+def log_history(
+    conn: Connection,
+    item_id: int,
+    actor: str,
+    action: str,
+    from_state: str | None,
+    to_state: str | None,
+    comment: str | None,
+    at: datetime,
+) -> None:
+    conn.execute(
+        history.insert(),
+        {
+            "item_id": item_id,
+            "actor": actor,
+            "action": action,
+            "from_state": from_state,
+            "to_state": to_state,
+            "comment": comment,
+            "at": at,
+        },
+    )
+
+
+def item_history(conn: Connection, item_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(history).where(history.c.item_id == item_id).order_by(history.c.id)
+    )
+    return [dict(row._mapping) for row in rows]

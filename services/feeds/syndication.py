@@ -1,0 +1,246 @@
+"""RSS 2.0, Atom 1.0 and JSON Feed 1.1 (and iCalendar) of the visible items.
+
+feedgen builds RSS and Atom; its known pitfalls are handled here: it needs timezone-aware
+dates, it does not derive ``updated`` (we set it from the content, so unchanged content
+gives byte-identical output and a stable ETag), and the ``self`` link must be the URL
+actually served (the app redirects to the canonical query first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode, urlsplit
+
+import icalendar
+from feedgen.feed import FeedGenerator
+
+from services.feeds.cache import Rendered
+from services.feeds.content import ItemFilter, next_visibility_change, public_items
+from services.feeds.store import CONFERENCE_REPORT, NEWS, Item
+from shared.config import get_settings
+from shared.database import utcnow
+from shared.i18n import translate
+
+#: Items per feed page; older items are reached through the ``next`` link.
+FEED_PAGE_SIZE = 50
+
+#: Media types per format.
+MEDIA_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+    "ics": "text/calendar; charset=utf-8",
+}
+
+#: Before any content exists, feeds say they were last modified at this fixed time.
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+KIND_TITLES = {NEWS: "News", CONFERENCE_REPORT: "Conference reports"}
+
+
+@dataclass(frozen=True)
+class FeedQuery:
+    """A feed's selection and page, with its one canonical query string."""
+
+    selection: ItemFilter
+    page: int = 1
+
+    @property
+    def query_string(self) -> str:
+        params: list[tuple[str, str]] = []
+        s = self.selection
+        if s.kind:
+            params.append(("type", s.kind))
+        if s.tag:
+            params.append(("tag", s.tag))
+        if s.language:
+            params.append(("lang", s.language))
+        if s.include_partners:
+            params.append(("partners", "1"))
+        if self.page > 1:
+            params.append(("page", str(self.page)))
+        return urlencode(params)
+
+    def url(self, fmt: str, page: int | None = None) -> str:
+        query = FeedQuery(self.selection, page or self.page).query_string
+        path = f"/news/feed.{fmt}"
+        return get_settings().absolute_url(path + ("?" + query if query else ""))
+
+
+def feed_title(selection: ItemFilter) -> str:
+    language = selection.language or "de"
+    parts = [
+        translate(KIND_TITLES.get(selection.kind or "", "News and conference reports"), language)
+    ]
+    if selection.tag:
+        parts.append(f"{translate('Tag', language)}: {selection.tag}")
+    if selection.include_partners:
+        parts.append(translate("with partner news", language))
+    return "KGI – " + " · ".join(parts)
+
+
+def item_id(item: Item) -> tuple[str, bool]:
+    """(stable unique id, whether it is a permalink). Own items: their page URL, which
+    never changes. Partner items: a tag URI of ours, since their GUIDs may collide."""
+    if item.is_partner:
+        host = urlsplit(get_settings().base_url).hostname or "localhost"
+        return f"tag:{host},2026:partner-item-{item.id}", False
+    return get_settings().absolute_url(item.path), True
+
+
+def _validators(body: bytes, items: list[Item]) -> tuple[str, datetime]:
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    last_modified = max((item.updated_at for item in items), default=EPOCH)
+    return etag, last_modified.replace(microsecond=0)
+
+
+def _valid_until() -> datetime | None:
+    now = utcnow()
+    change = next_visibility_change(now)
+    return min(change, now + timedelta(hours=1)) if change else now + timedelta(hours=1)
+
+
+def render_feed(fmt: str, query: FeedQuery) -> Rendered:
+    """Render one page of a feed in ``fmt`` (rss, atom or json)."""
+    offset = (query.page - 1) * FEED_PAGE_SIZE
+    items, total = public_items(query.selection, FEED_PAGE_SIZE, offset)
+    has_next = offset + len(items) < total
+    if fmt == "json":
+        body = _json_feed(query, items, has_next)
+    else:
+        body = _feedgen(fmt, query, items, has_next)
+    etag, last_modified = _validators(body, items)
+    return Rendered(body, MEDIA_TYPES[fmt], etag, last_modified, _valid_until())
+
+
+def _link_for(item: Item) -> str:
+    return get_settings().absolute_url(item.path)
+
+
+def _feedgen(fmt: str, query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
+    settings = get_settings()
+    fg = FeedGenerator()
+    fg.load_extension("dc")
+    fg.id(query.url("atom", 1).replace("/feed.atom", "/feed"))
+    fg.title(feed_title(query.selection))
+    fg.subtitle(
+        translate("News and conference reports from the network", query.selection.language or "de")
+    )
+    fg.link(href=query.url(fmt), rel="self", type=MEDIA_TYPES[fmt].split(";")[0])
+    fg.link(href=settings.absolute_url("/news/"), rel="alternate", type="text/html")
+    if fmt == "atom":
+        fg.link(href=query.url(fmt, 1), rel="first")
+        if query.page > 1:
+            fg.link(href=query.url(fmt, query.page - 1), rel="previous")
+        if has_next:
+            fg.link(href=query.url(fmt, query.page + 1), rel="next")
+    fg.language(query.selection.language or "de")
+    fg.author({"name": "KGI-Infobrief"})
+    fg.generator("KGI-Infobrief")
+    fg.updated(max((item.updated_at for item in items), default=EPOCH))
+    fg.lastBuildDate(max((item.updated_at for item in items), default=EPOCH))
+    # feedgen prepends entries: add oldest first so the newest ends up on top.
+    for item in reversed(items):
+        entry = fg.add_entry()
+        identifier, permalink = item_id(item)
+        entry.id(identifier)
+        entry.guid(identifier, permalink=permalink)
+        entry.title(item.title)
+        link = item.link if item.is_partner and item.link else _link_for(item)
+        entry.link(href=link, rel="alternate")
+        entry.published(item.published_at or item.created_at)
+        entry.updated(item.updated_at)
+        if item.summary:
+            entry.summary(item.summary)
+        if item.body:
+            entry.content(item.body, type="CDATA" if fmt == "rss" else "html")
+        for tag in item.tags:
+            entry.category(term=tag)
+        if item.author:
+            entry.author({"name": item.author})
+            entry.dc.dc_creator(item.author)
+        elif item.is_partner and item.source_name:
+            entry.author({"name": item.source_name})
+    return fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
+
+
+def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
+    settings = get_settings()
+    feed: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed_title(query.selection),
+        "home_page_url": settings.absolute_url("/news/"),
+        "feed_url": query.url("json"),
+        "language": query.selection.language or "de",
+        "authors": [{"name": "KGI-Infobrief"}],
+        "items": [],
+    }
+    if has_next:
+        feed["next_url"] = query.url("json", query.page + 1)
+    for item in items:
+        identifier, _ = item_id(item)
+        entry: dict[str, object] = {
+            "id": identifier,
+            "url": _link_for(item),
+            "title": item.title,
+            "summary": item.summary,
+            "content_html": item.body or f"<p>{item.summary}</p>",
+            "date_published": (item.published_at or item.created_at).isoformat(),
+            "date_modified": item.updated_at.isoformat(),
+            "tags": item.tags,
+            "language": item.language,
+            "_kgi": {"kind": item.kind, "origin": item.origin, "source": item.source_name},
+        }
+        if item.is_partner and item.link:
+            entry["external_url"] = item.link
+        if item.lead_image_url:
+            entry["image"] = item.lead_image_url
+        if item.author:
+            entry["authors"] = [{"name": item.author}]
+        feed["items"].append(entry)  # type: ignore[attr-defined]
+    return json.dumps(feed, ensure_ascii=False, indent=1).encode()
+
+
+def render_calendar(selection: ItemFilter) -> Rendered:
+    """Conference reports and announced events with dates, as an iCalendar feed."""
+    settings = get_settings()
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    items, _ = public_items(
+        ItemFilter(
+            kind=CONFERENCE_REPORT,
+            tag=selection.tag,
+            language=selection.language,
+            include_partners=selection.include_partners,
+        ),
+        1000,
+    )
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//KGI-Infobrief//Conference calendar//DE")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", "KGI – " + translate("Conferences", selection.language or "de"))
+    dated = [item for item in items if item.event_start]
+    for item in dated:
+        event = icalendar.Event()
+        event.add("uid", f"item-{item.id}@{host}")
+        event.add("dtstamp", item.updated_at)
+        event.add("summary", item.title)
+        event.add("dtstart", item.event_start)
+        # DTEND of an all-day event is exclusive: the day after the last day.
+        event.add("dtend", (item.event_end or item.event_start) + timedelta(days=1))
+        if item.event_location:
+            event.add("location", item.event_location)
+        if item.summary:
+            event.add("description", item.summary)
+        event.add("url", _link_for(item))
+        if item.event_organiser:
+            event.add(
+                "organizer", f"MAILTO:noreply@{host}", parameters={"CN": item.event_organiser}
+            )
+        calendar.add_component(event)
+    body = calendar.to_ical()
+    etag, last_modified = _validators(body, dated)
+    return Rendered(body, MEDIA_TYPES["ics"], etag, last_modified, _valid_until())
