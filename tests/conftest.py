@@ -10,6 +10,8 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -110,6 +112,13 @@ def clean_state() -> Iterator[None]:
             conn.execute(table.delete())
     with engine("accounts").begin() as conn:
         conn.execute(sa.delete(users))
+    from services.feeds import cache as feed_cache
+    from services.feeds import store as feed_store
+
+    with engine("feeds").begin() as conn:
+        for table in reversed(feed_store.metadata.sorted_tables):
+            conn.execute(table.delete())
+    feed_cache.clear_local()
     yield
 
 
@@ -164,3 +173,38 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "page has no CSRF token"
     return match.group(1)
+
+
+def run_kgi(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kgi", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+        check=False,
+    )
+
+
+def login(site: str, email: str = "editor@example.org", role: str = "admin") -> Any:
+    """An httpx client logged in as a new account with ``role``."""
+    import httpx
+
+    result = run_kgi(
+        "users", "add", email, "--role", role, "--password-stdin", stdin="correct horse battery\n"
+    )
+    assert result.returncode == 0, result.stderr
+    client = httpx.Client(base_url=site)
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={
+            "email": email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page.text),
+            "next": "/subscribers/admin/",
+        },
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/subscribers/admin/"
+    return client

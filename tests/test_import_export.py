@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,7 +12,7 @@ import pytest
 
 from services.subscribers import store, transfer
 from shared.database import engine
-from tests.conftest import csrf_of
+from tests.conftest import csrf_of, login, run_kgi
 from tests.test_signup_flow import subscriber
 
 FIXTURE = Path(__file__).parent / "fixtures" / "subscribers" / "import.csv"
@@ -92,18 +89,6 @@ def test_export_lists_everyone_and_defuses_formulas():
     assert rows[0]["name"].startswith("'=")
 
 
-def run_kgi(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kgi", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=60,
-        check=False,
-    )
-
-
 def test_command_line_import_and_export():
     result = run_kgi("subscribers", "import", str(FIXTURE))
     assert result.returncode == 0, result.stderr
@@ -114,26 +99,6 @@ def test_command_line_import_and_export():
     assert len(list(csv.DictReader(io.StringIO(exported.stdout)))) == 5
     missing = run_kgi("subscribers", "import", "/nonexistent.csv")
     assert missing.returncode == 1 and "Import refused" in missing.stderr
-
-
-def login(site: str, email: str = "editor@example.org", role: str = "admin") -> httpx.Client:
-    result = run_kgi(
-        "users", "add", email, "--role", role, "--password-stdin", stdin="correct horse battery\n"
-    )
-    assert result.returncode == 0, result.stderr
-    client = httpx.Client(base_url=site)
-    page = client.get("/login")
-    response = client.post(
-        "/login",
-        data={
-            "email": email,
-            "password": "correct horse battery",
-            "csrf_token": csrf_of(page.text),
-            "next": "/subscribers/admin/",
-        },
-    )
-    assert response.status_code == 303 and response.headers["location"] == "/subscribers/admin/"
-    return client
 
 
 def test_admin_needs_login_and_shows_counts_search_history(site):

@@ -1,0 +1,278 @@
+"""Editors' content through the workflow, public pages, and the feeds built from it."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import feedparser
+import httpx
+import icalendar
+import pytest
+
+from services.feeds import content
+from services.feeds.demo import load_demo
+from shared import events
+from shared.database import utcnow
+from tests.conftest import csrf_of, login
+
+RFC822 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$")
+
+
+@pytest.fixture
+def demo() -> int:
+    return load_demo()
+
+
+def test_demo_content_is_public_but_the_draft_is_not(site, demo):
+    assert demo == 6
+    listing = httpx.get(f"{site}/news/")
+    assert listing.text.count('<article class="teaser"') == 5
+    assert "Entwurf" not in listing.text
+    home = httpx.get(f"{site}/")
+    assert 'href="/news/"' in home.text
+    assert httpx.get(f"{site}/news/entwurf-noch-nicht-veroeffentlicht").status_code == 404
+    for fmt in ("rss", "atom", "json"):
+        assert "Entwurf" not in httpx.get(f"{site}/news/feed.{fmt}").text
+    page = httpx.get(f"{site}/news/netzwerktreffen-koeln-netzwerke-vor-ort-staerken")
+    assert page.status_code == 200 and "Köln" in page.text
+    assert 'rel="alternate" type="application/rss+xml"' in page.text
+
+
+def test_rss_is_valid_and_stable(site, demo):
+    response = httpx.get(f"{site}/news/feed.rss")
+    assert response.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    parsed = feedparser.parse(response.content)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.version == "rss20"
+    self_links = [link.href for link in parsed.feed.links if link.rel == "self"]
+    assert self_links == [f"{site}/news/feed.rss"]
+    ids = [entry.id for entry in parsed.entries]
+    assert len(ids) == len(set(ids)) == 5
+    xml = response.text
+    assert xml.count('isPermaLink="true"') == 5
+    for date in re.findall(r"<pubDate>(.*?)</pubDate>", xml):
+        assert RFC822.match(date), date
+    for title in re.findall(r"<title>(.*?)</title>", xml):
+        assert "<" not in title and "&lt;" not in title
+    # Unchanged content gives identical bytes and the same ETag.
+    again = httpx.get(f"{site}/news/feed.rss")
+    assert again.content == response.content and again.headers["etag"] == response.headers["etag"]
+
+
+def test_atom_and_json_feed(site, demo):
+    atom = httpx.get(f"{site}/news/feed.atom?lang=en")
+    parsed = feedparser.parse(atom.content)
+    assert not parsed.bozo and parsed.version == "atom10"
+    assert [link.href for link in parsed.feed.links if link.rel == "self"] == [
+        f"{site}/news/feed.atom?lang=en"
+    ]
+    assert {entry.title for entry in parsed.entries} == {
+        "Migration and gender: conference in Catoira",
+        "Online series for municipal integration work",
+    }
+    assert re.search(r"<updated>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00</updated>", atom.text)
+    data = httpx.get(f"{site}/news/feed.json?type=conference_report").json()
+    assert data["version"] == "https://jsonfeed.org/version/1.1"
+    assert data["feed_url"] == f"{site}/news/feed.json?type=conference_report"
+    assert {item["_kgi"]["kind"] for item in data["items"]} == {"conference_report"}
+    assert all(item["id"].startswith(site) for item in data["items"])
+
+
+def test_feed_filters_and_canonical_urls(site, demo):
+    by_tag = feedparser.parse(httpx.get(f"{site}/news/feed.rss?tag=Netzwerk").content)
+    assert {e.title for e in by_tag.entries} == {
+        "Netzwerk offen für weitere Kommunen",
+        "Netzwerktreffen Köln: Netzwerke vor Ort stärken",
+    }
+    redirect = httpx.get(f"{site}/news/feed.rss?lang=de&type=news&junk=1", follow_redirects=False)
+    assert (
+        redirect.status_code == 301
+        and redirect.headers["location"] == "/news/feed.rss?type=news&lang=de"
+    )
+    page = httpx.get(f"{site}/news/?type=news&lang=de")
+    assert f'href="{site}/news/feed.atom?type=news&amp;lang=de"' in page.text
+
+
+def test_conditional_get_and_invalidation_on_publish(site, demo, monkeypatch):
+    from services.feeds import app as feeds_app
+
+    renders = []
+    original = feeds_app.render_feed
+    monkeypatch.setattr(feeds_app, "render_feed", lambda *a: renders.append(a) or original(*a))
+    first = httpx.get(f"{site}/news/feed.atom")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert first.headers["cache-control"].startswith("public")
+    assert httpx.get(f"{site}/news/feed.atom", headers={"if-none-match": etag}).status_code == 304
+    assert (
+        httpx.get(f"{site}/news/feed.atom", headers={"if-modified-since": modified}).status_code
+        == 304
+    )
+    for _ in range(5):
+        httpx.get(f"{site}/news/feed.atom")
+    assert len(renders) == 1  # rendered once, then served from the cache
+
+    item = content.create_item(
+        {"title": "Neue Förderrichtlinie", "summary": "Kurz", "tags": "Förderung"}, "ed"
+    )
+    assert len(renders) == 1  # a draft changes nothing public
+    content.transition(item.id, "publish", "admin@example.org", "admin")
+    fresh = httpx.get(f"{site}/news/feed.atom", headers={"if-none-match": etag})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+    assert "Neue Förderrichtlinie" in fresh.text
+    assert len(renders) == 2
+
+
+def test_workflow_roles_history_and_events(site):
+    item = content.create_item(
+        {
+            "title": "Tagung in Leipzig",
+            "kind": "conference_report",
+            "event_start": "2027-03-01",
+            "event_end": "2027-03-02",
+            "event_location": "Leipzig",
+        },
+        "editor@example.org",
+    )
+    assert item.state == "draft"
+    with pytest.raises(content.WorkflowError):
+        content.transition(item.id, "publish", "editor@example.org", "editor")
+    content.transition(item.id, "submit", "editor@example.org", "editor", "Bitte prüfen")
+    with pytest.raises(content.WorkflowError):
+        content.transition(item.id, "retract", "admin@example.org", "admin")
+    published = content.transition(item.id, "publish", "admin@example.org", "admin")
+    assert published.state == "published" and published.published_at is not None
+    retracted = content.transition(
+        item.id, "retract", "admin@example.org", "admin", "Termin verschoben"
+    )
+    assert retracted.state == "retracted"
+    names = [e["event"] for e in events.recent() if e.get("id") == item.id]
+    assert names == ["content.published", "content.retracted"]
+    from services.feeds import store
+    from shared.database import engine
+
+    with engine("feeds").connect() as conn:
+        steps = [
+            (h["actor"], h["action"], h["to_state"], h["comment"])
+            for h in store.item_history(conn, item.id)
+        ]
+    assert steps == [
+        ("editor@example.org", "created", "draft", None),
+        ("editor@example.org", "submit", "pending", "Bitte prüfen"),
+        ("admin@example.org", "publish", "published", None),
+        ("admin@example.org", "retract", "retracted", "Termin verschoben"),
+    ]
+    assert "Tagung in Leipzig" not in httpx.get(f"{site}/news/feed.rss").text
+
+
+def test_effective_and_expiry_window(site):
+    now = utcnow()
+    future = content.create_item(
+        {"title": "Noch nicht", "effective_at": (now + timedelta(days=2)).isoformat()}, "e"
+    )
+    past = content.create_item(
+        {"title": "Schon vorbei", "expires_at": (now - timedelta(days=1)).isoformat()}, "e"
+    )
+    current = content.create_item(
+        {
+            "title": "Jetzt sichtbar",
+            "effective_at": (now - timedelta(hours=1)).isoformat(),
+            "expires_at": (now + timedelta(days=1)).isoformat(),
+        },
+        "e",
+    )
+    for item in (future, past, current):
+        content.transition(item.id, "publish", "a", "admin")
+    feed = httpx.get(f"{site}/news/feed.rss").text
+    assert "Jetzt sichtbar" in feed and "Noch nicht" not in feed and "Schon vorbei" not in feed
+    assert httpx.get(f"{site}/news/{future.slug}").status_code == 404
+
+
+def test_item_html_is_sanitised_and_titles_are_text():
+    item = content.create_item(
+        {
+            "title": "<b>Fett</b> & <script>alert(1)</script>Titel",
+            "body": '<p onclick="alert(1)">Hallo</p><script>alert(2)</script><a href="javascript:alert(3)">x</a>'
+            '<form action="/x"><input></form><style>p{}</style><iframe src="https://e.example"></iframe>'
+            '<a href="https://ok.example/">gut</a>',
+        },
+        "e",
+    )
+    assert item.title == "Fett & Titel"
+    assert (
+        "script" not in item.body and "onclick" not in item.body and "javascript" not in item.body
+    )
+    assert "<form" not in item.body and "<style" not in item.body and "<iframe" not in item.body
+    assert '<a href="https://ok.example/" rel="noopener noreferrer">gut</a>' in item.body
+    with pytest.raises(content.InvalidItem):
+        content.create_item(
+            {"title": "Bild", "lead_image_url": "javascript:alert(1)", "lead_image_alt": "x"}, "e"
+        )
+    with pytest.raises(content.InvalidItem):
+        content.create_item({"title": "Bild", "lead_image_url": "https://img.example/a.jpg"}, "e")
+
+
+def test_calendar_feed(site, demo):
+    response = httpx.get(f"{site}/news/events.ics")
+    assert response.headers["content-type"].startswith("text/calendar")
+    calendar = icalendar.Calendar.from_ical(response.content)
+    events_ = {str(e["summary"]): e for e in calendar.walk("VEVENT")}
+    cologne = events_["Netzwerktreffen Köln: Netzwerke vor Ort stärken"]
+    assert cologne.decoded("dtstart").isoformat() == "2016-11-14"
+    assert cologne.decoded("dtend").isoformat() == "2016-11-16"  # exclusive end
+    assert str(cologne["location"]) == "Köln"
+    assert len(events_) == 2
+
+
+def test_translations_link_each_other(site):
+    german = content.create_item({"title": "Netzwerktag", "language": "de"}, "e")
+    english = content.create_item(
+        {"title": "Network day", "language": "en", "translation_id": german.id}, "e"
+    )
+    for item in (german, english):
+        content.transition(item.id, "publish", "a", "admin")
+    page = httpx.get(f"{site}/news/{german.slug}").text
+    assert f'hreflang="en" href="{site}/news/{english.slug}"' in page
+
+
+def test_admin_pages_create_submit_and_publish(site):
+    editor = login(site, "redaktion@example.org", role="editor")
+    form = editor.get("/news/admin/new")
+    assert form.status_code == 200
+    bad = editor.post("/news/admin/new", data={"csrf_token": csrf_of(form.text), "title": ""})
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text
+    created = editor.post(
+        "/news/admin/new",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "title": "Jugendbegegnung 2027",
+            "kind": "news",
+            "language": "de",
+            "summary": "Anmeldung offen",
+            "body": "<p>Text</p>",
+            "tags": "Begegnung, Austausch",
+        },
+    )
+    assert created.status_code == 303
+    item_url = created.headers["location"].split("?")[0]
+    page = editor.get(item_url)
+    assert (
+        'data-state="draft"' in page.text
+        and 'value="submit"' in page.text
+        and 'value="publish"' not in page.text
+    )
+    editor.post(f"{item_url}/workflow", data={"csrf_token": csrf_of(page.text), "step": "submit"})
+    refused = editor.post(
+        f"{item_url}/workflow", data={"csrf_token": csrf_of(page.text), "step": "publish"}
+    )
+    assert refused.status_code == 403
+    admin = login(site, "chefin@example.org", role="admin")
+    page = admin.get(item_url)
+    assert 'value="publish"' in page.text
+    admin.post(f"{item_url}/workflow", data={"csrf_token": csrf_of(page.text), "step": "publish"})
+    assert "Jugendbegegnung 2027" in httpx.get(f"{site}/news/feed.json").text
+    history = admin.get(item_url).text
+    assert "redaktion@example.org" in history and "chefin@example.org" in history
+    assert httpx.get(f"{site}/news/admin/", follow_redirects=False).status_code == 303
+    json.loads(httpx.get(f"{site}/news/feed.json").text)
