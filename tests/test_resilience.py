@@ -61,6 +61,7 @@ def test_worker_restarted_between_sign_up_and_mail_sends_exactly_once(site, smtp
     first = start_worker_process()
     worker_processes.append(first)
     wait_for(lambda: smtp.to("restart@example.org"), timeout=30, message="mail after worker start")
+    wait_for(lambda: [row.status for row in outbox_rows()] == ["sent"], message="outbox row sent")
     kill(first)
 
     second = start_worker_process()
