@@ -193,9 +193,14 @@ def test_item_html_is_sanitised_and_titles_are_text():
     item = content.create_item(
         {
             "title": "<b>Fett</b> & <script>alert(1)</script>Titel",
-            "body": '<p onclick="alert(1)">Hallo</p><script>alert(2)</script>'
-            '<a href="javascript:alert(3)">x</a><form action="/x"><input></form><style>p{}</style><iframe src="https://e.example"></iframe>'
-            '<a href="https://ok.example/">gut</a>',
+            "body": "".join(
+                [
+                    '<p onclick="alert(1)">Hallo</p><script>alert(2)</script>',
+                    '<a href="javascript:alert(3)">x</a><form action="/x"><input></form>',
+                    '<style>p{}</style><iframe src="https://e.example"></iframe>',
+                    '<a href="https://ok.example/">gut</a>',
+                ]
+            ),
         },
         "e",
     )
