@@ -60,6 +60,8 @@ class Settings:
     signups_per_ip_per_hour: int = DEFAULT_SIGNUPS_PER_IP_PER_HOUR
     confirmation_resend_seconds: int = DEFAULT_CONFIRMATION_RESEND_SECONDS
     login_failures_allowed: int = DEFAULT_LOGIN_FAILURES_ALLOWED
+    #: Hosts, IPs or networks the aggregator may fetch although they are internal.
+    fetch_allow_hosts: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -162,6 +164,9 @@ def load_settings() -> Settings:
             "KGI_CONFIRMATION_RESEND_SECONDS", DEFAULT_CONFIRMATION_RESEND_SECONDS
         ),
         login_failures_allowed=_int("KGI_LOGIN_FAILURES_ALLOWED", DEFAULT_LOGIN_FAILURES_ALLOWED),
+        fetch_allow_hosts=tuple(
+            h.strip() for h in os.environ.get("KGI_FETCH_ALLOW_HOSTS", "").split(",") if h.strip()
+        ),
     )
 
 

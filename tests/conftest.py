@@ -59,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "KGI_SECRET_KEY": "test-secret-key-not-for-production",
             "KGI_MAIL_FROM": "KGI-Infobrief <infobrief@kgi.example.org>",
             "KGI_SIGNUPS_PER_IP_PER_HOUR": "1000",
+            # The partner sites the tests serve live on loopback; nothing else internal.
+            "KGI_FETCH_ALLOW_HOSTS": "127.0.0.1",
         }
     )
     from shared.database import migrate_all
@@ -143,6 +145,16 @@ def worker() -> Iterator[Any]:
     broker.middleware[:] = [
         m for m in broker.middleware if getattr(m, "worker", None) is not running
     ]
+
+
+@pytest.fixture
+def partner() -> Iterator[Any]:
+    """A real HTTP server on loopback playing partner websites."""
+    from tests.partner_server import PartnerServer
+
+    server = PartnerServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.feeds import cache, content, store
+from services.feeds import aggregate, cache, content, store
 from services.feeds.content import InvalidItem, ItemFilter, WorkflowError
 from services.feeds.store import KINDS, STATES
 from services.feeds.syndication import FeedQuery, render_calendar, render_feed
@@ -294,6 +294,60 @@ async def admin_hide(request: Request) -> Response:
     return RedirectResponse("/news/admin/#partner", status_code=303)
 
 
+@login_required()
+async def admin_sources(request: Request) -> Response:
+    values: dict[str, Any] = {}
+    error = None
+    status = 200
+    if request.method == "POST":
+        form = await read_form(request)
+        verify_csrf(request, form)
+        values = {
+            k: str(form.get(k, "")).strip()
+            for k in ("url", "name", "selectors", "language", "interval")
+        }
+        try:
+            interval = int(values.get("interval") or aggregate.DEFAULT_INTERVAL_MINUTES)
+            aggregate.add_source(
+                values["url"],
+                values["name"] or None,
+                values["selectors"] or None,
+                values["language"] or None,
+                interval,
+            )
+        except (aggregate.InvalidSource, ValueError) as exc:
+            error, status = str(exc), 422
+        else:
+            return RedirectResponse("/news/admin/sources?added=1", status_code=303)
+    return render_page(
+        request,
+        "feeds/admin/sources.html",
+        {"sources": aggregate.list_all(), "values": values, "error": error},
+        status_code=status,
+    )
+
+
+@login_required()
+async def admin_source_action(request: Request) -> Response:
+    form = await read_form(request)
+    verify_csrf(request, form)
+    source_id = request.path_params["id"]
+    action = form.get("action")
+    if action == "pause":
+        aggregate.update_source(source_id, paused=True)
+    elif action == "resume":
+        aggregate.update_source(source_id, paused=False)
+    elif action == "fetch":
+        from services.feeds.actors import fetch_source
+
+        fetch_source.send(source_id)
+    elif action == "delete":
+        aggregate.delete_source(source_id)
+    else:
+        raise HTTPException(400, "Unknown action.")
+    return RedirectResponse("/news/admin/sources", status_code=303)
+
+
 routes = [
     Route("/", news_list, methods=["GET"]),
     Route("/feed.{fmt}", feed, methods=["GET"]),
@@ -303,6 +357,8 @@ routes = [
     Route("/admin/{id:int}", admin_edit, methods=["GET", "POST"]),
     Route("/admin/{id:int}/workflow", admin_workflow, methods=["POST"]),
     Route("/admin/partner/{id:int}/hide", admin_hide, methods=["POST"]),
+    Route("/admin/sources", admin_sources, methods=["GET", "POST"]),
+    Route("/admin/sources/{id:int}", admin_source_action, methods=["POST"]),
     Route("/{slug}", news_item, methods=["GET"]),
 ]
 

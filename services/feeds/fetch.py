@@ -1,0 +1,234 @@
+"""Fetching partner sources politely and safely.
+
+Conditional GET (ETag / Last-Modified), connect and read timeouts, a cap on the body
+size, a limit on redirects, ``Retry-After`` honoured, a per-host concurrency limit shared
+through Redis, and a User-Agent that says who we are. Private, loopback and link-local
+addresses are refused on every hop unless the operator allowed them
+(``KGI_FETCH_ALLOW_HOSTS``), so a source URL cannot be used to probe the internal network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import redis
+
+from shared.config import get_settings
+from shared.database import utcnow
+from shared.redis_client import get_redis
+
+#: Seconds to wait for a connection, and for each read from it.
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 20
+
+#: Largest body read from a source (5 MiB); a bigger one is an error, not a feed.
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+#: Redirects followed before giving up.
+MAX_REDIRECTS = 5
+
+#: Requests to one host at the same time, across all workers.
+PER_HOST_CONCURRENCY = 2
+
+#: How long a fetch waits for a free slot at a busy host before going ahead anyway.
+HOST_SLOT_WAIT_SECONDS = 30
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
+    "text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
+)
+
+
+class FetchError(Exception):
+    """The source could not be fetched; ``retry_after`` (seconds) when the server said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    status: int  # 200, or 304 when unchanged
+    url: str  # after redirects: the base for relative links
+    body: bytes
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+
+
+def user_agent() -> str:
+    return f"KGI-Infobrief-Aggregator/1.0 (+{get_settings().base_url}/news/)"
+
+
+def _allowed(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    for entry in get_settings().fetch_allow_hosts:
+        if entry == host:
+            return True
+        with contextlib.suppress(ValueError):
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+    return False
+
+
+def check_host(host: str, port: int) -> None:
+    """Refuse hosts that resolve to private, loopback, link-local or reserved addresses."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError(f"host {host} not found ({exc.strerror})") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if getattr(address, "ipv4_mapped", None):
+            address = address.ipv4_mapped  # type: ignore[union-attr]
+        internal = (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_multicast
+            or address.is_reserved
+            or address.is_unspecified
+        )
+        if internal and not _allowed(host, address):
+            raise FetchError(
+                f"refusing to fetch {host}: it resolves to the internal address {address}"
+            )
+
+
+_local_slots: dict[str, threading.BoundedSemaphore] = {}
+_local_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def host_slot(host: str) -> Iterator[None]:
+    """Hold one of the host's concurrency slots (shared via Redis; per process without it)."""
+    key = f"kgi:fetch:host:{host}"
+    try:
+        client = get_redis()
+        deadline = time.monotonic() + HOST_SLOT_WAIT_SECONDS
+        while True:
+            count = client.incr(key)
+            # Safety net: a worker killed while holding a slot must not block the host forever.
+            client.expire(key, int(CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS * 2) + 1)
+            if count <= PER_HOST_CONCURRENCY or time.monotonic() > deadline:
+                break
+            client.decr(key)
+            time.sleep(0.1)
+    except (redis.ConnectionError, redis.TimeoutError):
+        with _local_lock:
+            semaphore = _local_slots.setdefault(
+                host, threading.BoundedSemaphore(PER_HOST_CONCURRENCY)
+            )
+        with semaphore:
+            yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            client.decr(key)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (it may be a number or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def new_client() -> httpx.Client:
+    """An HTTP client for sources: no proxies from the environment, our timeouts and UA."""
+    return httpx.Client(
+        timeout=httpx.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+        headers={"User-Agent": user_agent(), "Accept": ACCEPT},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def fetch(
+    url: str,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    client: httpx.Client | None = None,
+) -> FetchResult:
+    """GET ``url`` with the safeguards above; raises FetchError with a readable reason."""
+    own_client = client is None
+    client = client or new_client()
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise FetchError(f"not an http(s) URL: {url}")
+            check_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+            headers = {}
+            if etag:
+                headers["If-None-Match"] = etag
+            if last_modified:
+                headers["If-Modified-Since"] = last_modified
+            with host_slot(parts.hostname):
+                try:
+                    with client.stream("GET", url, headers=headers) as response:
+                        if (
+                            response.status_code in (301, 302, 303, 307, 308)
+                            and "location" in response.headers
+                        ):
+                            url = urljoin(url, response.headers["location"])
+                            continue
+                        return _read(url, response)
+                except httpx.TimeoutException:
+                    raise FetchError("the server did not answer in time") from None
+                except httpx.HTTPError as exc:
+                    raise FetchError(f"connection failed: {exc}") from None
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+    finally:
+        if own_client:
+            client.close()
+
+
+def _read(url: str, response: httpx.Response) -> FetchResult:
+    status = response.status_code
+    if status == 304:
+        return FetchResult(
+            304, url, b"", "", response.headers.get("etag"), response.headers.get("last-modified")
+        )
+    if status in (429, 503):
+        raise FetchError(
+            f"HTTP {status}: the server asks us to come back later",
+            retry_after_seconds(response.headers.get("retry-after")),
+        )
+    if status >= 400:
+        raise FetchError(f"HTTP {status}")
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise FetchError(f"the response is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise FetchError(f"the response is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    return FetchResult(
+        200,
+        url,
+        b"".join(chunks),
+        response.headers.get("content-type", ""),
+        response.headers.get("etag"),
+        response.headers.get("last-modified"),
+    )
