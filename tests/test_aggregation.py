@@ -98,6 +98,7 @@ def test_rss1_and_latin1_without_guids(partner):
 
 def test_hostile_feed_is_defused(site, partner):
     added, report = add_and_fetch(partner.serve_fixture("/evil.rss", "feeds/hostile.rss"))
+    assert report.status == "ok"
     entries = stored(added.id)
     assert len(entries) == 3  # two entries share a GUID but stay two
     assert {e.title for e in entries} == {"Click me", "Duplicate guid A", "Duplicate guid B"}
