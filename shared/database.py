@@ -41,6 +41,17 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-un
     cursor.close()
 
 
+def _begin_sqlite(conn: sa.Connection) -> None:
+    # Writers take the write lock at the start (BEGIN IMMEDIATE): two processes that read
+    # and then write could otherwise deadlock and fail with "database is locked" instead of
+    # waiting. Readers (see read_connection) begin deferred, so they never queue behind
+    # writers: in WAL mode they read the last committed state.
+    if conn.get_execution_options().get("kgi_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine_for(url: str) -> Engine:
     """An engine for ``url``, with SQLite tuned for several processes."""
     if url.startswith("sqlite"):
@@ -49,9 +60,7 @@ def create_engine_for(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
-        # BEGIN IMMEDIATE takes the write lock at the start: two processes that read and then
-        # write can otherwise deadlock and fail with "database is locked" instead of waiting.
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine, "begin", _begin_sqlite)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
@@ -60,6 +69,12 @@ def create_engine_for(url: str) -> Engine:
 def engine(owner: str) -> Engine:
     """The engine of ``owner``'s database (created once per process)."""
     return create_engine_for(get_settings().database_url(owner))
+
+
+def read_connection(owner: str) -> sa.Connection:
+    """A connection for reading only (use as a context manager); writes go through
+    ``engine(owner).begin()``."""
+    return engine(owner).connect().execution_options(kgi_read_only=True)
 
 
 def migrate(owner: str) -> None:

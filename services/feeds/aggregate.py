@@ -32,7 +32,7 @@ from services.feeds.store import (
     sources,
 )
 from shared import events
-from shared.database import engine, utcnow
+from shared.database import engine, read_connection, utcnow
 from shared.i18n import LANGUAGES
 
 logger = logging.getLogger("kgi.feeds.aggregate")
@@ -246,7 +246,7 @@ def _record(source_id: int, **values: Any) -> None:
 
 def fetch_source(source_id: int, force: bool = False) -> FetchReport:
     """Fetch one source now and store what changed; errors are recorded, never raised."""
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         source = store.get_source(conn, source_id)
     if source is None:
         return FetchReport(source_id, "error", message="no such source")
@@ -308,5 +308,5 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
 
 
 def list_all() -> list[Source]:
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         return store.list_sources(conn)

@@ -15,7 +15,7 @@ from services.feeds import aggregate, cache, content, store
 from services.feeds.content import InvalidItem, ItemFilter, WorkflowError
 from services.feeds.store import KINDS, STATES
 from services.feeds.syndication import FeedQuery, render_calendar, render_feed
-from shared.database import engine
+from shared.database import read_connection
 from shared.i18n import LANGUAGES
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
@@ -96,7 +96,7 @@ async def news_list(request: Request) -> Response:
 
 
 async def news_item(request: Request) -> Response:
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         item = store.get_item_by_slug(conn, request.path_params["slug"])
         translation = (
             store.get_item(conn, item.translation_id) if item and item.translation_id else None
@@ -207,7 +207,7 @@ def _editor_form(
 ) -> Response:
     history = []
     if item is not None:
-        with engine("feeds").connect() as conn:
+        with read_connection("feeds") as conn:
             history = store.item_history(conn, item.id)
     return render_page(
         request,
@@ -250,7 +250,7 @@ async def admin_new(request: Request) -> Response:
 @login_required()
 async def admin_edit(request: Request) -> Response:
     item_id = request.path_params["id"]
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         item = store.get_item(conn, item_id)
     if item is None or item.origin != store.NETWORK:
         raise HTTPException(404, "There is no such item.")

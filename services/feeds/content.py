@@ -32,7 +32,7 @@ from services.feeds.store import (
     items,
 )
 from shared import events
-from shared.database import engine, utcnow
+from shared.database import engine, read_connection, utcnow
 from shared.i18n import LANGUAGES
 
 #: Most tags on one item, and the longest tag.
@@ -319,7 +319,7 @@ def public_items(selection: ItemFilter, limit: int, offset: int = 0) -> tuple[li
     """Visible items, newest first, with the total count."""
     now = utcnow()
     condition = selection.condition(now)
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         total = conn.execute(
             sa.select(sa.func.count()).select_from(items).where(condition)
         ).scalar_one()
@@ -336,7 +336,7 @@ def public_items(selection: ItemFilter, limit: int, offset: int = 0) -> tuple[li
 
 def next_visibility_change(now: datetime) -> datetime | None:
     """When the set of visible items next changes by itself (an effective or expiry date)."""
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         upcoming = conn.execute(
             sa.select(sa.func.min(items.c.effective_at)).where(
                 items.c.state == PUBLISHED, items.c.effective_at > now
@@ -353,7 +353,7 @@ def next_visibility_change(now: datetime) -> datetime | None:
 
 def all_tags(include_partners: bool = False) -> list[str]:
     """Tags of visible items, sorted, for the filter list."""
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         rows = conn.execute(
             sa.select(items.c.tags).where(
                 ItemFilter(include_partners=include_partners).condition(utcnow())
@@ -370,7 +370,7 @@ def editor_items(state: str | None = None, query: str = "") -> list[Item]:
         condition = sa.and_(condition, items.c.state == state)
     if query:
         condition = sa.and_(condition, sa.func.lower(items.c.title).like(f"%{query.lower()}%"))
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         rows = conn.execute(
             sa.select(items).where(condition).order_by(items.c.updated_at.desc()).limit(500)
         )
@@ -379,7 +379,7 @@ def editor_items(state: str | None = None, query: str = "") -> list[Item]:
 
 def partner_items(limit: int = 200) -> list[Item]:
     """Aggregated items for the admin, hidden ones included."""
-    with engine("feeds").connect() as conn:
+    with read_connection("feeds") as conn:
         rows = conn.execute(
             sa.select(items, store.sources.c.name.label("source_name"))
             .select_from(items.join(store.sources, items.c.source_id == store.sources.c.id))

@@ -12,7 +12,7 @@ from services.subscribers import optin, privacy, store, transfer
 from services.subscribers.addresses import InvalidInput
 from services.subscribers.openapi import OPENAPI
 from services.subscribers.store import STATUSES, Context, Subscriber
-from shared.database import engine
+from shared.database import read_connection
 from shared.i18n import request_language
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
@@ -227,7 +227,7 @@ async def admin_list(request: Request) -> Response:
         page = max(1, int(request.query_params.get("page", "1")))
     except ValueError:
         page = 1
-    with engine("subscribers").connect() as conn:
+    with read_connection("subscribers") as conn:
         rows, total = store.search(
             conn, query, status, ADMIN_PAGE_SIZE, (page - 1) * ADMIN_PAGE_SIZE
         )
@@ -250,7 +250,7 @@ async def admin_list(request: Request) -> Response:
 
 @login_required()
 async def admin_detail(request: Request) -> Response:
-    with engine("subscribers").connect() as conn:
+    with read_connection("subscribers") as conn:
         subscriber = store.get(conn, request.path_params["id"])
         if subscriber is None:
             raise HTTPException(404, "There is no such subscriber.")

@@ -23,7 +23,7 @@ from services.subscribers.store import (
     Subscriber,
 )
 from shared.config import get_settings
-from shared.database import engine, utcnow
+from shared.database import engine, read_connection, utcnow
 from shared.i18n import translate
 from shared.mail.message import build_message, recipient
 from shared.mail.transport import PermanentMailError, SMTPTransport, TemporaryMailError
@@ -167,7 +167,7 @@ def stale_outbox_ids() -> list[int]:
     """Rows that should be with a worker but may have lost their queue message."""
     now = utcnow()
     table = store.mail_outbox
-    with engine("subscribers").connect() as conn:
+    with read_connection("subscribers") as conn:
         rows = conn.execute(
             sa.select(table.c.id).where(
                 sa.or_(

@@ -21,7 +21,7 @@ from services.subscribers.addresses import Address, clean_name, parse_address, p
 from services.subscribers.store import CONFIRMED, PENDING, UNSUBSCRIBED, Context, Subscriber
 from shared import ratelimit
 from shared.config import get_settings
-from shared.database import engine, utcnow
+from shared.database import engine, read_connection, utcnow
 from shared.tokens import ExpiredToken, InvalidToken, make_token, read_token
 
 #: Version of the consent text shown beside the sign-up form. Change it whenever the
@@ -183,7 +183,7 @@ def _read_link(purpose: str, token: str, max_age: int | None = None) -> dict[str
 def subscriber_for_confirmation(token: str) -> Subscriber:
     """The subscriber a confirmation link belongs to; raises LinkInvalid."""
     payload = _read_link(CONFIRM_PURPOSE, token, get_settings().pending_ttl_seconds)
-    with engine("subscribers").connect() as conn:
+    with read_connection("subscribers") as conn:
         subscriber = store.get(conn, payload["id"])
     if subscriber is None:
         raise LinkInvalid("This link is no longer valid. Please sign up again.", expired=True)
@@ -234,7 +234,7 @@ def subscriber_for_manage_link(token: str) -> Subscriber | None:
     Raises LinkInvalid for a tampered token.
     """
     payload = _read_link(MANAGE_PURPOSE, token)
-    with engine("subscribers").connect() as conn:
+    with read_connection("subscribers") as conn:
         subscriber = store.get(conn, payload["id"])
     if subscriber is None or not secrets.compare_digest(
         subscriber.manage_key, str(payload.get("k", ""))

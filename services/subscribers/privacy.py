@@ -6,12 +6,12 @@ from typing import Any
 
 from services.subscribers import store
 from services.subscribers.store import Subscriber
-from shared.database import engine, utcnow
+from shared.database import engine, read_connection, utcnow
 
 
 def export_data(subscriber_id: int) -> dict[str, Any] | None:
     """The subscriber with their whole consent log, or None when there is no such row."""
-    with engine("subscribers").connect() as conn:
+    with read_connection("subscribers") as conn:
         subscriber = store.get(conn, subscriber_id)
         if subscriber is None:
             return None

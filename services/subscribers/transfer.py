@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from services.subscribers import store
 from services.subscribers.addresses import InvalidInput, clean_name, parse_address, parse_language
 from services.subscribers.store import CONFIRMED, UNSUBSCRIBED, Context
-from shared.database import engine, utcnow
+from shared.database import engine, read_connection, utcnow
 
 #: Columns written by the export and understood by the import.
 EXPORT_COLUMNS = (
@@ -174,7 +174,7 @@ def _import_row(
 
 def export_csv(status: str | None = None) -> str:
     """All subscribers (or those with ``status``) as CSV text."""
-    with engine("subscribers").connect() as conn:
+    with read_connection("subscribers") as conn:
         rows = store.all_subscribers(conn, status)
     return rows_to_csv(
         [

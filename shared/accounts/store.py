@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from shared.database import UTCDateTime, engine, utcnow
+from shared.database import UTCDateTime, engine, read_connection, utcnow
 
 #: Roles, weakest first: editors write and submit content, admins also publish and send.
 ROLES = ("editor", "admin")
@@ -38,7 +38,7 @@ class User:
 
 def find_user(email: str) -> User | None:
     """The account with this address (case-insensitive), if any."""
-    with engine("accounts").connect() as conn:
+    with read_connection("accounts") as conn:
         row = conn.execute(
             sa.select(users).where(sa.func.lower(users.c.email) == email.strip().lower())
         ).first()
