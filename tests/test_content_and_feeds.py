@@ -281,3 +281,36 @@ def test_admin_pages_create_submit_and_publish(site):
     assert "redaktion@example.org" in history and "chefin@example.org" in history
     assert httpx.get(f"{site}/news/admin/", follow_redirects=False).status_code == 303
     json.loads(httpx.get(f"{site}/news/feed.json").text)
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def test_lead_image_upload(site):
+    admin = login(site)
+    form = admin.get("/news/admin/new")
+    fields = {
+        "csrf_token": csrf_of(form.text),
+        "title": "Mit Bild",
+        "kind": "news",
+        "language": "de",
+        "lead_image_alt": "Jugendliche beim Austausch",
+    }
+    refused = admin.post(
+        "/news/admin/new", data=fields, files={"lead_image_file": ("x.png", b"<svg/>", "image/png")}
+    )
+    assert refused.status_code == 422 and "PNG, JPEG" in refused.text
+    created = admin.post(
+        "/news/admin/new", data=fields, files={"lead_image_file": ("a.png", PNG, "image/png")}
+    )
+    assert created.status_code == 303
+    page = admin.get(created.headers["location"])
+    image = re.search(
+        r'name="lead_image_url" type="text" value="(/news/media/[0-9a-f]+\.png)"', page.text
+    ).group(1)
+    served = httpx.get(f"{site}{image}")
+    assert served.content == PNG and served.headers["content-type"] == "image/png"
+    assert httpx.get(f"{site}/news/media/..%2Fsecret_key").status_code == 404

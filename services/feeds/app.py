@@ -8,10 +8,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from services.feeds import aggregate, cache, content, store
+from services.feeds import aggregate, cache, content, media, store
 from services.feeds.content import InvalidItem, ItemFilter, WorkflowError
 from services.feeds.store import KINDS, STATES
 from services.feeds.syndication import FeedQuery, render_calendar, render_feed
@@ -30,8 +30,8 @@ LIST_PAGE_SIZE = 10
 #: How long feed readers and proxies may reuse a feed without asking (5 minutes).
 FEED_MAX_AGE_SECONDS = 300
 
-#: Largest item form (rich HTML body included).
-ITEM_FORM_LIMIT = 512 * 1024
+#: Largest item form: rich HTML body and an uploaded lead image (5 MiB) with room to spare.
+ITEM_FORM_LIMIT = 6 * 1024 * 1024
 
 
 def selection_from(request: Request) -> tuple[ItemFilter, int]:
@@ -156,6 +156,27 @@ async def calendar(request: Request) -> Response:
 # --- admin ---------------------------------------------------------------------------
 
 
+async def _with_upload(form: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """Store an uploaded lead image and point the item at it (raises InvalidItem)."""
+    upload = form.get("lead_image_file")
+    if upload is not None and not isinstance(upload, str) and upload.filename:
+        data = await upload.read()
+        if data:
+            try:
+                fields["lead_image_url"] = media.save_image(data)
+            except media.InvalidImage as exc:
+                raise InvalidItem("lead_image_file", str(exc)) from None
+    return fields
+
+
+async def media_file(request: Request) -> Response:
+    path = media.media_path(request.path_params["name"])
+    if path is None:
+        raise HTTPException(404, "There is nothing at this address.")
+    # Names are content hashes: the file behind a name never changes.
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
 def _fields(form: Any) -> dict[str, Any]:
     names = (
         "kind",
@@ -241,7 +262,7 @@ async def admin_new(request: Request) -> Response:
     verify_csrf(request, form)
     fields = _fields(form)
     try:
-        item = content.create_item(fields, current_user(request)["email"])
+        item = content.create_item(await _with_upload(form, fields), current_user(request)["email"])
     except InvalidItem as exc:
         return _editor_form(request, None, fields, {exc.field: exc.message}, 422)
     return RedirectResponse(f"/news/admin/{item.id}?saved=1", status_code=303)
@@ -260,7 +281,9 @@ async def admin_edit(request: Request) -> Response:
     verify_csrf(request, form)
     fields = _fields(form)
     try:
-        content.update_item(item_id, fields, current_user(request)["email"])
+        content.update_item(
+            item_id, await _with_upload(form, fields), current_user(request)["email"]
+        )
     except InvalidItem as exc:
         return _editor_form(request, item, fields, {exc.field: exc.message}, 422)
     return RedirectResponse(f"/news/admin/{item_id}?saved=1", status_code=303)
@@ -352,6 +375,7 @@ routes = [
     Route("/", news_list, methods=["GET"]),
     Route("/feed.{fmt}", feed, methods=["GET"]),
     Route("/events.ics", calendar, methods=["GET"]),
+    Route("/media/{name}", media_file, methods=["GET"]),
     Route("/admin/", admin_items, methods=["GET"]),
     Route("/admin/new", admin_new, methods=["GET", "POST"]),
     Route("/admin/{id:int}", admin_edit, methods=["GET", "POST"]),

@@ -197,7 +197,8 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
         if item.is_partner and item.link:
             entry["external_url"] = item.link
         if item.lead_image_url:
-            entry["image"] = item.lead_image_url
+            image = item.lead_image_url
+            entry["image"] = settings.absolute_url(image) if image.startswith("/") else image
         if item.author:
             entry["authors"] = [{"name": item.author}]
         feed["items"].append(entry)  # type: ignore[attr-defined]

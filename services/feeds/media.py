@@ -1,0 +1,65 @@
+"""Uploaded lead images: checked by content, stored under the data directory by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from shared.config import get_settings
+
+#: Largest image accepted (5 MiB).
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+
+#: File signatures of the accepted formats: the upload's name and type are not trusted.
+SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpg"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+)
+
+MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$")
+
+
+class InvalidImage(ValueError):
+    """The upload is not an image we accept; the message says why."""
+
+
+def media_dir() -> Path:
+    return get_settings().data_dir / "media"
+
+
+def image_type(data: bytes) -> str | None:
+    for signature, extension in SIGNATURES:
+        if data.startswith(signature):
+            return extension
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def save_image(data: bytes) -> str:
+    """Store the image; returns its public path (``/news/media/<hash>.<ext>``)."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InvalidImage("The image is larger than 5 MB.")
+    extension = image_type(data)
+    if extension is None:
+        raise InvalidImage("Please upload a PNG, JPEG, GIF or WebP image.")
+    name = f"{hashlib.sha256(data).hexdigest()[:32]}.{extension}"
+    directory = media_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    if not path.exists():
+        temporary = directory / f".{name}.tmp"
+        temporary.write_bytes(data)
+        temporary.rename(path)
+    return f"/news/media/{name}"
+
+
+def media_path(name: str) -> Path | None:
+    """The stored file for ``name``, or None (names are checked, so no path tricks)."""
+    if not MEDIA_NAME.match(name):
+        return None
+    path = media_dir() / name
+    return path if path.exists() else None
