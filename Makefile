@@ -30,6 +30,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/signup.py
+	$(PY) bench/feeds.py
 
 clean:
 	rm -rf $(VENV) var
