@@ -28,6 +28,9 @@ class PartnerServer:
     def __init__(self) -> None:
         self.resources: dict[str, Resource] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,7 +41,12 @@ class PartnerServer:
                     self.send_error(404)
                     return
                 if resource.delay:
+                    with server._lock:
+                        server.in_flight += 1
+                        server.most_in_flight = max(server.most_in_flight, server.in_flight)
                     time.sleep(resource.delay)
+                    with server._lock:
+                        server.in_flight -= 1
                 if resource.etag and self.headers.get("If-None-Match") == resource.etag:
                     self.send_response(304)
                     self.send_header("ETag", resource.etag)

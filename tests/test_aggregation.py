@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import feedparser
 import httpx
@@ -311,3 +312,17 @@ def test_sources_admin_page(site, partner):
     )
     assert 'data-status="paused"' in admin.get("/news/admin/sources").text
     assert aggregate.fetch_source(source_id).status == "paused"
+
+
+def test_per_host_concurrency_limit(partner):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = (Path(__file__).parent / "fixtures" / "feeds" / "rss1.rdf").read_bytes()
+    ids = []
+    for n in range(6):
+        partner.resources[f"/slow{n}.rdf"] = Resource(body, "application/rdf+xml", delay=0.4)
+        ids.append(aggregate.add_source(partner.url(f"/slow{n}.rdf")).id)
+    with ThreadPoolExecutor(6) as pool:
+        reports = list(pool.map(aggregate.fetch_source, ids))
+    assert all(r.status == "ok" for r in reports)
+    assert partner.most_in_flight == fetch.PER_HOST_CONCURRENCY
