@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.feeds import aggregate, cache, content, media, store
 from services.feeds.content import InvalidItem, ItemFilter, WorkflowError
 from services.feeds.store import KINDS, STATES
 from services.feeds.syndication import FeedQuery, render_calendar, render_feed
+from shared.config import get_settings
 from shared.database import read_connection
 from shared.i18n import LANGUAGES
 from shared.web.app import create_service_app
@@ -151,6 +154,59 @@ async def calendar(request: Request) -> Response:
     selection, _ = selection_from(request)
     key = f"ics?{FeedQuery(selection).query_string}"
     return conditional(request, cache.cached(key, lambda: render_calendar(selection)))
+
+
+#: Most items one API call returns.
+API_LIMIT = 200
+
+
+async def api_items(request: Request) -> Response:
+    """Visible items as JSON for other services (the newsletter composes from this):
+    the list filters plus ``since`` (ISO date or time) and ``limit``."""
+    selection, page = selection_from(request)
+    since_raw = request.query_params.get("since")
+    if since_raw:
+        try:
+            since = datetime.fromisoformat(since_raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise HTTPException(422, "since must be an ISO date or date-time.") from None
+        selection = replace(selection, since=since if since.tzinfo else since.replace(tzinfo=UTC))
+    try:
+        limit = max(1, min(int(request.query_params.get("limit", "50")), API_LIMIT))
+    except ValueError:
+        raise HTTPException(422, "limit must be a number.") from None
+    found, total = content.public_items(selection, limit, (page - 1) * limit)
+    return JSONResponse(
+        {"total": total, "page": page, "items": [item_json(item) for item in found]}
+    )
+
+
+def item_json(item: store.Item) -> dict[str, Any]:
+    """The public fields of an item, with absolute URLs."""
+    settings = get_settings()
+    image = item.lead_image_url
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "origin": item.origin,
+        "source": item.source_name,
+        "language": item.language,
+        "title": item.title,
+        "summary": item.summary,
+        "url": settings.absolute_url(item.path),
+        "external_url": item.link if item.is_partner else None,
+        "tags": item.tags,
+        "image": (settings.absolute_url(image) if image and image.startswith("/") else image),
+        "image_alt": item.lead_image_alt,
+        "published_at": item.published_at.isoformat() if item.published_at else None,
+        "event": {
+            "start": item.event_start.isoformat(),
+            "end": (item.event_end or item.event_start).isoformat(),
+            "location": item.event_location,
+        }
+        if item.event_start
+        else None,
+    }
 
 
 # --- admin ---------------------------------------------------------------------------
@@ -376,6 +432,7 @@ routes = [
     Route("/feed.{fmt}", feed, methods=["GET"]),
     Route("/events.ics", calendar, methods=["GET"]),
     Route("/media/{name}", media_file, methods=["GET"]),
+    Route("/api/items", api_items, methods=["GET"]),
     Route("/admin/", admin_items, methods=["GET"]),
     Route("/admin/new", admin_new, methods=["GET", "POST"]),
     Route("/admin/{id:int}", admin_edit, methods=["GET", "POST"]),

@@ -299,9 +299,13 @@ class ItemFilter:
     tag: str | None = None
     language: str | None = None
     include_partners: bool = False
+    #: Only items published after this moment.
+    since: datetime | None = None
 
     def condition(self, now: datetime) -> sa.ColumnElement[bool]:
         condition = visible(now)
+        if self.since is not None:
+            condition = sa.and_(condition, items.c.published_at > self.since)
         if self.kind in KINDS:
             condition = sa.and_(condition, items.c.kind == self.kind)
         if self.language in LANGUAGES:

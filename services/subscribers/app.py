@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.subscribers import optin, privacy, store, transfer
+from services.subscribers import audience, optin, privacy, store, transfer
 from services.subscribers.addresses import InvalidInput
 from services.subscribers.openapi import OPENAPI
 from services.subscribers.store import STATUSES, Context, Subscriber
 from shared.database import read_connection
 from shared.i18n import request_language
+from shared.service_auth import require_service
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
 from shared.web.csrf import verify_csrf
@@ -299,6 +303,35 @@ async def admin_import(request: Request) -> Response:
     return render_page(request, "subscribers/admin/import.html", {"report": report, "error": None})
 
 
+# --- internal API for the newsletter service -----------------------------------------
+
+#: Rows read from the database at a time while streaming an audience.
+AUDIENCE_CHUNK = 1000
+
+
+async def internal_audience(request: Request) -> Response:
+    """Confirmed subscribers of ``?language=`` as JSON lines, with their personal links;
+    streamed, so 100,000 subscribers never sit in memory at once."""
+    require_service(request)
+    language = request.query_params.get("language", "de")
+
+    def lines():  # type: ignore[no-untyped-def]
+        for subscriber in audience.confirmed(language, AUDIENCE_CHUNK):
+            yield (
+                json.dumps(audience.recipient_record(subscriber), ensure_ascii=False) + "\n"
+            ).encode()
+
+    return StreamingResponse(iterate_in_threadpool(lines()), media_type="application/x-ndjson")
+
+
+async def internal_confirmed(request: Request) -> Response:
+    """Which of the given subscriber ids are still confirmed (checked just before sending)."""
+    require_service(request)
+    data = await read_json(request, limit=256 * 1024)
+    ids = [i for i in data.get("ids", []) if isinstance(i, int)]
+    return JSONResponse({"confirmed": audience.still_confirmed(ids)})
+
+
 routes = [
     Route("/signup", signup_page, methods=["GET"]),
     Route("/signup", signup_submit, methods=["POST"]),
@@ -314,6 +347,8 @@ routes = [
     Route("/admin/export.csv", admin_export, methods=["GET"]),
     Route("/admin/import", admin_import, methods=["GET", "POST"]),
     Route("/admin/{id:int}", admin_detail, methods=["GET"]),
+    Route("/internal/audience", internal_audience, methods=["GET"]),
+    Route("/internal/confirmed", internal_confirmed, methods=["POST"]),
 ]
 
 
