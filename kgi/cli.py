@@ -233,6 +233,54 @@ def cmd_sources_fetch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_issues(args: argparse.Namespace) -> int:
+    """kgi issues create|test|send|status|pause|resume|cancel."""
+    from datetime import datetime
+
+    from services.newsletter import compose, dispatch, peers
+    from shared.database import migrate
+
+    migrate("newsletter")
+    actor = "command line"
+    try:
+        if args.action == "create":
+            issue = compose.create_issue(args.language, actor, args.subject)
+            since = datetime.fromisoformat(args.since) if args.since else None
+            if since is not None and since.tzinfo is None:
+                from zoneinfo import ZoneInfo
+
+                since = since.replace(tzinfo=ZoneInfo("Europe/Berlin"))
+            added = compose.add_since(issue.id, actor, since)
+            print(issue.id)
+            print(f"{added} items added", file=sys.stderr)
+        elif args.action == "test":
+            dispatch.send_test(args.id, args.to, actor)
+            print(f"Test sent to {', '.join(args.to)}.")
+        elif args.action == "send":
+            count = dispatch.start(args.id, actor)
+            print(f"Sending to {count} recipients; follow with: kgi issues status {args.id}")
+        elif args.action == "status":
+            p = dispatch.progress(args.id)
+            eta = f", about {int(p.eta_seconds // 60) + 1} min left" if p.eta_seconds else ""
+            counts = f"{p.sent} sent, {p.failed} failed, {p.skipped} skipped"
+            print(
+                f"{p.state}: {counts}, {p.remaining} remaining of {p.audience} "
+                f"({p.percent:.0f}%), {p.rate_per_minute:.0f}/min{eta}"
+            )
+            if p.pause_reason:
+                print(f"paused: {p.pause_reason}")
+        elif args.action in ("pause", "resume", "cancel"):
+            if args.action == "pause":
+                dispatch.pause(args.id, actor, "paused from the command line")
+            else:
+                getattr(dispatch, args.action)(args.id, actor)
+            print(f"Issue {args.id}: {args.action} done.")
+    except (compose.ComposeError, dispatch.DispatchError, peers.PeerUnavailable, ValueError) as exc:
+        print(f"Not done: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kgi", description="KGI-Infobrief platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="serve one service (production)")
-    serve.add_argument("service", choices=["subscribers", "feeds", "portal"])
+    serve.add_argument("service", choices=["subscribers", "feeds", "newsletter", "portal"])
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=0)
     serve.set_defaults(func=cmd_serve)
@@ -298,6 +346,29 @@ def build_parser() -> argparse.ArgumentParser:
     src_fetch = srcs.add_parser("fetch", help="fetch now (all sources, or the given ids)")
     src_fetch.add_argument("ids", nargs="*", type=int)
     src_fetch.set_defaults(func=cmd_sources_fetch)
+
+    iss = sub.add_parser("issues", help="newsletter issues").add_subparsers(
+        dest="action", required=True
+    )
+    create = iss.add_parser("create", help="create an issue with everything published since DATE")
+    create.add_argument("--language", choices=["de", "en"], default="de")
+    create.add_argument("--since", help="ISO date (default: since the last issue went out)")
+    create.add_argument("--subject")
+    create.set_defaults(func=cmd_issues)
+    test = iss.add_parser("test", help="send a test to an address")
+    test.add_argument("id", type=int)
+    test.add_argument("--to", action="append", required=True)
+    test.set_defaults(func=cmd_issues)
+    for name, text in (
+        ("send", "send to all confirmed subscribers"),
+        ("status", "progress of an issue"),
+        ("pause", "pause sending"),
+        ("resume", "resume sending"),
+        ("cancel", "cancel for good"),
+    ):
+        action = iss.add_parser(name, help=text)
+        action.add_argument("id", type=int)
+        action.set_defaults(func=cmd_issues)
     return parser
 
 

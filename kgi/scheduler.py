@@ -17,11 +17,13 @@ TICK_SECONDS = 60
 def tick() -> None:
     """Enqueue every periodic job once."""
     from services.feeds.actors import fetch_due_sources
+    from services.newsletter.actors import supervise_dispatch
     from services.subscribers.actors import purge_expired_signups, sweep_outbox
 
     sweep_outbox.send()
     purge_expired_signups.send()
     fetch_due_sources.send()
+    supervise_dispatch.send()
 
 
 def run(stop: threading.Event | None = None, tick_seconds: float = TICK_SECONDS) -> None:

@@ -6,10 +6,11 @@ from starlette.routing import Mount, Router
 
 from kgi import devmail, portal
 from services.feeds import app as feeds
+from services.newsletter import app as newsletter
 from services.subscribers import app as subscribers
 
 #: Where each service lives under the common origin.
-SERVICE_PREFIXES = {"subscribers": "/subscribers", "feeds": "/news"}
+SERVICE_PREFIXES = {"subscribers": "/subscribers", "feeds": "/news", "newsletter": "/newsletter"}
 
 
 def create_site(mail_catcher_page: bool = False) -> Router:
@@ -17,6 +18,7 @@ def create_site(mail_catcher_page: bool = False) -> Router:
     routes = [
         Mount("/subscribers", app=subscribers.create_app()),
         Mount("/news", app=feeds.create_app()),
+        Mount("/newsletter", app=newsletter.create_app()),
     ]
     if mail_catcher_page:
         routes.append(Mount("/dev/mail", app=devmail.create_app()))
@@ -29,6 +31,7 @@ def create_service(name: str) -> Router:
     factories = {
         "subscribers": subscribers.create_app,
         "feeds": feeds.create_app,
+        "newsletter": newsletter.create_app,
         "portal": portal.create_app,
     }
     if name not in factories:

@@ -18,4 +18,8 @@ broker = RedisBroker(url=get_settings().redis_url, namespace=BROKER_NAMESPACE)
 dramatiq.set_broker(broker)
 
 #: Modules that declare actors; ``kgi worker`` imports them all.
-ACTOR_MODULES = ("services.subscribers.actors", "services.feeds.actors")
+ACTOR_MODULES = (
+    "services.subscribers.actors",
+    "services.feeds.actors",
+    "services.newsletter.actors",
+)

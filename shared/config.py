@@ -62,6 +62,25 @@ class Settings:
     login_failures_allowed: int = DEFAULT_LOGIN_FAILURES_ALLOWED
     #: Hosts, IPs or networks the aggregator may fetch although they are internal.
     fetch_allow_hosts: tuple[str, ...] = ()
+    #: Where the newsletter service reaches the other services' HTTP endpoints.
+    subscribers_url: str = ""
+    feeds_url: str = ""
+    #: Issue dispatch: messages per second and per hour for all workers together (0: no
+    #: limit), and how many senders (SMTP connections) work on one issue at once.
+    newsletter_rate_per_second: int = 0
+    newsletter_rate_per_hour: int = 0
+    newsletter_senders: int = 4
+    #: Seconds a sender owns claimed rows (0: the built-in default); tests shorten it.
+    newsletter_lease_seconds: int = 0
+    #: A schedule missed by more than this (system down) waits for an editor's confirmation.
+    schedule_grace_seconds: int = 900
+    reply_to: str | None = None
+    #: VERP: bounces go to ``local+<recipient>@domain`` of this address when set.
+    bounce_address: str | None = None
+    list_id: str = ""
+    dkim_key_file: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
 
     @property
     def production(self) -> bool:
@@ -164,6 +183,20 @@ def load_settings() -> Settings:
             "KGI_CONFIRMATION_RESEND_SECONDS", DEFAULT_CONFIRMATION_RESEND_SECONDS
         ),
         login_failures_allowed=_int("KGI_LOGIN_FAILURES_ALLOWED", DEFAULT_LOGIN_FAILURES_ALLOWED),
+        subscribers_url=os.environ.get("KGI_SUBSCRIBERS_URL", base_url).rstrip("/"),
+        feeds_url=os.environ.get("KGI_FEEDS_URL", base_url).rstrip("/"),
+        newsletter_rate_per_second=_int("KGI_NEWSLETTER_RATE_PER_SECOND", 0),
+        newsletter_rate_per_hour=_int("KGI_NEWSLETTER_RATE_PER_HOUR", 0),
+        newsletter_senders=max(1, _int("KGI_NEWSLETTER_SENDERS", 4)),
+        newsletter_lease_seconds=_int("KGI_NEWSLETTER_LEASE_SECONDS", 0),
+        schedule_grace_seconds=_int("KGI_SCHEDULE_GRACE_SECONDS", 900),
+        reply_to=os.environ.get("KGI_REPLY_TO") or None,
+        bounce_address=os.environ.get("KGI_BOUNCE_ADDRESS") or None,
+        list_id=os.environ.get("KGI_LIST_ID")
+        or f"KGI-Infobrief <infobrief.{urlsplit(base_url).hostname or 'localhost'}>",
+        dkim_key_file=os.environ.get("KGI_DKIM_KEY_FILE") or None,
+        dkim_selector=os.environ.get("KGI_DKIM_SELECTOR") or None,
+        dkim_domain=os.environ.get("KGI_DKIM_DOMAIN") or None,
         fetch_allow_hosts=tuple(
             h.strip() for h in os.environ.get("KGI_FETCH_ALLOW_HOSTS", "").split(",") if h.strip()
         ),

@@ -27,6 +27,7 @@ MIGRATION_DIRS: dict[str, Path] = {
     "accounts": _ROOT / "shared" / "accounts" / "migrations",
     "subscribers": _ROOT / "services" / "subscribers" / "migrations",
     "feeds": _ROOT / "services" / "feeds" / "migrations",
+    "newsletter": _ROOT / "services" / "newsletter" / "migrations",
 }
 
 

@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from services.subscribers import audience, optin, privacy, store, transfer
-from services.subscribers.addresses import InvalidInput
 from services.subscribers.openapi import OPENAPI
 from services.subscribers.store import STATUSES, Context, Subscriber
+from shared.addresses import InvalidInput
 from shared.database import read_connection
 from shared.i18n import request_language
 from shared.service_auth import require_service

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.subscribers import optin
-from services.subscribers.addresses import parse_address
 from services.subscribers.store import CONFIRMED, Subscriber, subscribers
+from shared.addresses import parse_address
 from shared.database import read_connection
 
 

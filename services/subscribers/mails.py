@@ -14,7 +14,6 @@ from email.message import EmailMessage
 import sqlalchemy as sa
 
 from services.subscribers import optin, store
-from services.subscribers.addresses import parse_address
 from services.subscribers.store import (
     MAIL_FAILED,
     MAIL_PENDING,
@@ -22,6 +21,7 @@ from services.subscribers.store import (
     MAIL_SENT,
     Subscriber,
 )
+from shared.addresses import parse_address
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.i18n import translate

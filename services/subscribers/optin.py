@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.subscribers import store
-from services.subscribers.addresses import Address, clean_name, parse_address, parse_language
 from services.subscribers.store import CONFIRMED, PENDING, UNSUBSCRIBED, Context, Subscriber
 from shared import ratelimit
+from shared.addresses import Address, clean_name, parse_address, parse_language
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.tokens import ExpiredToken, InvalidToken, make_token, read_token

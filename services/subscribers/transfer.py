@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from services.subscribers import store
-from services.subscribers.addresses import InvalidInput, clean_name, parse_address, parse_language
 from services.subscribers.store import CONFIRMED, UNSUBSCRIBED, Context
+from shared.addresses import InvalidInput, clean_name, parse_address, parse_language
 from shared.database import engine, read_connection, utcnow
 
 #: Columns written by the export and understood by the import.

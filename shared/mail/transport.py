@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -29,6 +30,10 @@ class TemporaryMailError(MailError):
 
 class PermanentMailError(MailError):
     """Trying again will not help: 5xx replies (unknown user, rejected content)."""
+
+
+class Abandoned(MailError):
+    """The caller's commit step declined; the message was not sent."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,79 @@ class SMTPTransport:
         except Exception as exc:
             self._drop_after(exc)
             raise classify(exc) from exc
+
+    def send_raw(
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        commit: Callable[[], bool] | None = None,
+    ) -> None:
+        """Send ready-made message bytes to one recipient.
+
+        ``commit`` runs after the whole message went to the server but before the final
+        dot that makes the server accept it. A server discards a message whose dot never
+        came, so a sender killed before ``commit`` returned has sent nothing, and one
+        killed after it has (the kernel still delivers the dot it was handed). If
+        ``commit`` returns False the message is abandoned by dropping the connection.
+        Raises TemporaryMailError or PermanentMailError.
+        """
+        try:
+            self._send_raw_once(envelope_from, recipient, data, commit)
+        except Abandoned:
+            self.close()
+            raise
+        except smtplib.SMTPServerDisconnected as exc:
+            # An idle connection the server closed: reconnect once, unless the dot may be out.
+            self.close()
+            if getattr(exc, "after_commit", False):
+                raise classify(exc) from exc
+            try:
+                self._send_raw_once(envelope_from, recipient, data, commit)
+            except Abandoned:
+                self.close()
+                raise
+            except Exception as again:
+                self._drop_after(again)
+                raise classify(again) from again
+        except Exception as exc:
+            self._drop_after(exc)
+            raise classify(exc) from exc
+
+    def _send_raw_once(
+        self, envelope_from: str, recipient: str, data: bytes, commit: Callable[[], bool] | None
+    ) -> None:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        smtp = self._smtp
+        smtp.ehlo_or_helo_if_needed()
+        code, reply = smtp.mail(envelope_from)
+        if code != 250:
+            smtp.rset()
+            raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
+        code, reply = smtp.rcpt(recipient)
+        if code not in (250, 251):
+            smtp.rset()
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        smtp.putcmd("data")
+        code, reply = smtp.getreply()
+        if code != 354:
+            smtp.rset()
+            raise smtplib.SMTPDataError(code, reply)
+        body = smtplib._quote_periods(data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body)
+        if commit is not None and not commit():
+            raise Abandoned("the message was taken over by another sender")
+        try:
+            smtp.send(b".\r\n")
+            code, reply = smtp.getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            exc.after_commit = True  # type: ignore[attr-defined]
+            raise
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
 
     def _send_once(self, message: EmailMessage, envelope_from: str | None) -> None:
         if self._smtp is None:

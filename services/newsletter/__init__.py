@@ -1,0 +1,1 @@
+"""Newsletter: compose, render, preview, test send, schedule, dispatch, public archive."""

@@ -1,0 +1,35 @@
+"""Dramatiq actors of the newsletter service."""
+
+from __future__ import annotations
+
+import dramatiq
+
+import shared.broker  # noqa: F401  (installs the broker before the actors bind to it)
+from services.newsletter import dispatch
+
+#: A sender message runs for dispatch.SENDER_BUDGET_SECONDS; this leaves room to finish.
+SENDER_TIME_LIMIT_MS = (dispatch.SENDER_BUDGET_SECONDS + 300) * 1000
+
+
+@dramatiq.actor(
+    queue_name="newsletter",
+    max_retries=20,
+    min_backoff=1000,
+    max_backoff=60_000,
+    time_limit=SENDER_TIME_LIMIT_MS,
+)
+def send_issue(issue_id: int) -> None:
+    """One sender working through the issue's outbox; hands over to a fresh message when
+    its time budget is used up and work remains."""
+    outcome = dispatch.Sender(issue_id).run()
+    if outcome == "budget":
+        send_issue.send(issue_id)
+    elif outcome == "idle":
+        # Rows wait for a retry time or belong to another sender's lease: look again later.
+        send_issue.send_with_options(args=(issue_id,), delay=5_000)
+
+
+@dramatiq.actor(queue_name="newsletter", max_retries=3)
+def supervise_dispatch() -> None:
+    """Start scheduled issues and keep senders running for issues being sent."""
+    dispatch.supervise()

@@ -1,0 +1,261 @@
+"""Putting an issue together: its texts, the content items in order, the schedule."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.newsletter import peers, store
+from services.newsletter.store import DRAFT, OVERDUE, SCHEDULED, SENT, Issue, issue_items, issues
+from shared.database import engine, read_connection, utcnow
+from shared.i18n import LANGUAGES, translate
+
+#: States in which an issue can still be edited.
+EDITABLE = (DRAFT, SCHEDULED, OVERDUE)
+
+MONTHS_DE = (
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
+)
+
+
+class ComposeError(ValueError):
+    """The change is not possible; the message says why (English, translated on pages)."""
+
+
+def default_subject(language: str, when: datetime) -> str:
+    month = MONTHS_DE[when.month - 1] if language == "de" else when.strftime("%B")
+    return f"KGI-Infobrief {month} {when.year}"
+
+
+def _text(value: Any, limit: int) -> str:
+    text = str(value or "").strip()
+    if any(ch in text for ch in "\r\n") and limit <= 200:
+        raise ComposeError("Subject and preheader must be one line.")
+    if len(text) > limit:
+        raise ComposeError(f"At most {limit} characters, please.")
+    return text
+
+
+def create_issue(
+    language: str,
+    actor: str,
+    subject: str | None = None,
+    preheader: str = "",
+    intro: str = "",
+    closing: str = "",
+) -> Issue:
+    """A new draft issue."""
+    if language not in LANGUAGES:
+        raise ComposeError("The language must be de or en.")
+    now = utcnow()
+    values = {
+        "language": language,
+        "subject": _text(subject, 200) or default_subject(language, now),
+        "preheader": _text(preheader, 200),
+        "intro": _text(intro or translate("here is the latest from our network.", language), 5000),
+        "closing": _text(closing or translate("With best regards, the KGI team", language), 5000),
+        "state": DRAFT,
+        "created_by": actor,
+        "created_at": now,
+        "updated_at": now,
+        "audience_count": 0,
+        "consecutive_failures": 0,
+        "summary_sent": False,
+    }
+    with engine("newsletter").begin() as conn:
+        issue_id = conn.execute(issues.insert(), values).inserted_primary_key[0]
+        store.log(conn, issue_id, actor, "created", None, now)
+        issue = store.get_issue(conn, issue_id)
+    assert issue is not None
+    return issue
+
+
+def _editable(conn: sa.Connection, issue_id: int) -> Issue:
+    issue = store.get_issue(conn, issue_id)
+    if issue is None:
+        raise ComposeError("There is no such issue.")
+    if issue.state not in EDITABLE:
+        raise ComposeError("This issue can no longer be changed.")
+    return issue
+
+
+def update_texts(issue_id: int, fields: dict[str, Any], actor: str) -> None:
+    values = {
+        "subject": _text(fields.get("subject"), 200),
+        "preheader": _text(fields.get("preheader"), 200),
+        "intro": _text(fields.get("intro"), 5000),
+        "closing": _text(fields.get("closing"), 5000),
+    }
+    if not values["subject"]:
+        raise ComposeError("Please enter a subject.")
+    now = utcnow()
+    with engine("newsletter").begin() as conn:
+        _editable(conn, issue_id)
+        conn.execute(
+            issues.update().where(issues.c.id == issue_id).values(**values, updated_at=now)
+        )
+        store.log(conn, issue_id, actor, "edited", None, now)
+
+
+def add_items(issue_id: int, items: list[dict[str, Any]], actor: str) -> int:
+    """Append content items (as the feeds API returns them); returns how many were new."""
+    now = utcnow()
+    added = 0
+    with engine("newsletter").begin() as conn:
+        _editable(conn, issue_id)
+        present = {
+            row.content_id
+            for row in conn.execute(
+                sa.select(issue_items.c.content_id).where(issue_items.c.issue_id == issue_id)
+            )
+        }
+        position = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(issue_items.c.position), 0)).where(
+                issue_items.c.issue_id == issue_id
+            )
+        ).scalar_one()
+        for item in items:
+            if item["id"] in present:
+                continue
+            position += 1
+            conn.execute(
+                issue_items.insert(),
+                {
+                    "issue_id": issue_id,
+                    "position": position,
+                    "content_id": item["id"],
+                    "snapshot": json.dumps(item),
+                },
+            )
+            present.add(item["id"])
+            added += 1
+        if added:
+            store.log(conn, issue_id, actor, "items added", str(added), now)
+            conn.execute(issues.update().where(issues.c.id == issue_id).values(updated_at=now))
+    return added
+
+
+def add_items_by_id(issue_id: int, content_ids: list[int], actor: str) -> int:
+    """Add published items chosen by id (looked up in the feeds service)."""
+    with read_connection("newsletter") as conn:
+        issue = store.get_issue(conn, issue_id)
+    if issue is None:
+        raise ComposeError("There is no such issue.")
+    wanted = set(content_ids)
+    available = peers.published_items(issue.language)
+    return add_items(issue_id, [item for item in available if item["id"] in wanted], actor)
+
+
+def last_issue_start(language: str, before_issue: int | None = None) -> datetime | None:
+    """When the newest sent issue in ``language`` went out."""
+    condition = sa.and_(issues.c.language == language, issues.c.state == SENT)
+    if before_issue:
+        condition = sa.and_(condition, issues.c.id != before_issue)
+    with read_connection("newsletter") as conn:
+        return conn.execute(sa.select(sa.func.max(issues.c.started_at)).where(condition)).scalar()
+
+
+def add_since(issue_id: int, actor: str, since: datetime | None = None) -> int:
+    """Add everything published since ``since`` (default: since the last issue went out),
+    oldest first."""
+    with read_connection("newsletter") as conn:
+        issue = store.get_issue(conn, issue_id)
+    if issue is None:
+        raise ComposeError("There is no such issue.")
+    since = since or last_issue_start(issue.language, issue_id)
+    found = peers.published_items(issue.language, since=since)
+    network_only = [item for item in found if item.get("origin") == "network"]
+    return add_items(issue_id, list(reversed(network_only)), actor)
+
+
+def remove_item(issue_id: int, row_id: int, actor: str) -> None:
+    now = utcnow()
+    with engine("newsletter").begin() as conn:
+        _editable(conn, issue_id)
+        conn.execute(
+            issue_items.delete().where(
+                issue_items.c.id == row_id, issue_items.c.issue_id == issue_id
+            )
+        )
+        store.log(conn, issue_id, actor, "item removed", None, now)
+
+
+def move_item(issue_id: int, row_id: int, offset: int, actor: str) -> None:
+    """Move an item up (-1) or down (+1) in the issue."""
+    with engine("newsletter").begin() as conn:
+        _editable(conn, issue_id)
+        rows = (
+            conn.execute(
+                sa.select(issue_items.c.id)
+                .where(issue_items.c.issue_id == issue_id)
+                .order_by(issue_items.c.position)
+            )
+            .scalars()
+            .all()
+        )
+        if row_id not in rows:
+            raise ComposeError("There is no such item in this issue.")
+        index = rows.index(row_id)
+        target = max(0, min(len(rows) - 1, index + offset))
+        rows.insert(target, rows.pop(index))
+        _renumber(conn, rows)
+
+
+def set_order(issue_id: int, row_ids: list[int], actor: str) -> None:
+    """Put the items in exactly this order (from drag and drop)."""
+    with engine("newsletter").begin() as conn:
+        _editable(conn, issue_id)
+        current = set(
+            conn.execute(
+                sa.select(issue_items.c.id).where(issue_items.c.issue_id == issue_id)
+            ).scalars()
+        )
+        if set(row_ids) != current:
+            raise ComposeError("The order must list every item of the issue once.")
+        _renumber(conn, row_ids)
+
+
+def _renumber(conn: sa.Connection, row_ids: list[int]) -> None:
+    for position, row_id in enumerate(row_ids, start=1):
+        conn.execute(
+            issue_items.update().where(issue_items.c.id == row_id).values(position=position)
+        )
+
+
+def schedule(issue_id: int, when: datetime | None, actor: str) -> None:
+    """Send at ``when`` (None: back to draft)."""
+    now = utcnow()
+    if when is not None and when <= now:
+        raise ComposeError("The time lies in the past.")
+    with engine("newsletter").begin() as conn:
+        issue = _editable(conn, issue_id)
+        if when is not None and not store.issue_contents(conn, issue_id):
+            raise ComposeError("Add at least one item before scheduling.")
+        state = SCHEDULED if when else DRAFT
+        conn.execute(
+            issues.update()
+            .where(issues.c.id == issue_id)
+            .values(state=state, scheduled_at=when, updated_at=now)
+        )
+        store.log(
+            conn,
+            issue_id,
+            actor,
+            "scheduled" if when else "unscheduled",
+            when.isoformat() if when else issue.state,
+            now,
+        )

@@ -1,0 +1,82 @@
+"""What the newsletter asks the other services over HTTP: published content from the
+feeds service, and the audience (and who is still subscribed) from the subscribers
+service. It never reads their tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.config import get_settings
+from shared.service_auth import service_headers
+
+#: Seconds to wait for another service to answer (streams: between two chunks).
+PEER_TIMEOUT_SECONDS = 30
+
+
+class PeerUnavailable(Exception):
+    """Another service did not answer as expected; the message says which and why."""
+
+
+def _client(base: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=base, timeout=PEER_TIMEOUT_SECONDS, trust_env=False, headers=service_headers()
+    )
+
+
+def published_items(
+    language: str | None = None,
+    since: datetime | None = None,
+    kind: str | None = None,
+    tag: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Published items from the feeds service's public API, newest first."""
+    params: dict[str, str] = {"limit": str(limit), "partners": "1"}
+    if language:
+        params["lang"] = language
+    if since:
+        params["since"] = since.isoformat()
+    if kind:
+        params["type"] = kind
+    if tag:
+        params["tag"] = tag
+    try:
+        with _client(get_settings().feeds_url) as client:
+            response = client.get("/news/api/items", params=params)
+            response.raise_for_status()
+            return list(response.json()["items"])
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise PeerUnavailable(f"the content service did not answer: {exc}") from None
+
+
+def audience(language: str) -> Iterator[dict[str, Any]]:
+    """Confirmed subscribers of ``language``, streamed one record at a time."""
+    try:
+        with (
+            _client(get_settings().subscribers_url) as client,
+            client.stream(
+                "GET", "/subscribers/internal/audience", params={"language": language}
+            ) as response,
+        ):
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PeerUnavailable(f"the subscribers service did not answer: {exc}") from None
+
+
+def still_confirmed(subscriber_ids: list[int]) -> set[int]:
+    """Which of these subscribers are confirmed right now."""
+    try:
+        with _client(get_settings().subscribers_url) as client:
+            response = client.post("/subscribers/internal/confirmed", json={"ids": subscriber_ids})
+            response.raise_for_status()
+            return set(response.json()["confirmed"])
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise PeerUnavailable(f"the subscribers service did not answer: {exc}") from None

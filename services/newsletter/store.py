@@ -1,0 +1,195 @@
+"""The newsletter service's tables: issues, their items and history, and the outbox."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shared.database import UTCDateTime
+
+#: Issue states. ``overdue``: a schedule passed while the system was down; an editor
+#: confirms before anything is sent.
+DRAFT, SCHEDULED, OVERDUE, SENDING, PAUSED, SENT, CANCELLED = (
+    "draft",
+    "scheduled",
+    "overdue",
+    "sending",
+    "paused",
+    "sent",
+    "cancelled",
+)
+ISSUE_STATES = (DRAFT, SCHEDULED, OVERDUE, SENDING, PAUSED, SENT, CANCELLED)
+
+#: Outbox states. ``committed``: the whole message went to the SMTP server except the final
+#: dot; from here on it counts as sent (see dispatch.py for why).
+QUEUED, CLAIMED, COMMITTED, DELIVERED, FAILED, SKIPPED = (
+    "queued",
+    "claimed",
+    "committed",
+    "delivered",
+    "failed",
+    "skipped",
+)
+DONE_STATES = (COMMITTED, DELIVERED, FAILED, SKIPPED)
+
+metadata = sa.MetaData()
+
+issues = sa.Table(
+    "issues",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("language", sa.String(2), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("preheader", sa.String(200), nullable=False, default=""),
+    sa.Column("intro", sa.Text, nullable=False, default=""),
+    sa.Column("closing", sa.Text, nullable=False, default=""),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("scheduled_at", UTCDateTime),
+    sa.Column("created_by", sa.String(254), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("audience_count", sa.Integer, nullable=False, default=0),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("pause_reason", sa.Text),
+    # Rendered once when dispatch starts (Jinja2 + premailer + text), with placeholders
+    # for the per-recipient parts.
+    sa.Column("rendered_html", sa.Text),
+    sa.Column("rendered_text", sa.Text),
+    sa.Column("summary_sent", sa.Boolean, nullable=False, default=False),
+)
+
+issue_items = sa.Table(
+    "issue_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "issue_id",
+        sa.Integer,
+        sa.ForeignKey("issues.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("content_id", sa.Integer, nullable=False),
+    # A copy of the item as the feeds service published it: the issue stays as sent.
+    sa.Column("snapshot", sa.Text, nullable=False),
+    sa.UniqueConstraint("issue_id", "content_id", name="uq_issue_items_content"),
+)
+
+issue_log = sa.Table(
+    "issue_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "issue_id",
+        sa.Integer,
+        sa.ForeignKey("issues.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(254), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "issue_id", sa.Integer, sa.ForeignKey("issues.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("subscriber_id", sa.Integer, nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("unsubscribe_url", sa.String(1000), nullable=False),
+    sa.Column("preferences_url", sa.String(1000), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("not_before", UTCDateTime),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("done_at", UTCDateTime),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("issue_id", "email", name="uq_outbox_issue_email"),
+    sa.Index("ix_outbox_issue_status", "issue_id", "status"),
+)
+
+
+@dataclass(frozen=True)
+class Issue:
+    id: int
+    language: str
+    subject: str
+    preheader: str
+    intro: str
+    closing: str
+    state: str
+    scheduled_at: datetime | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    audience_count: int
+    consecutive_failures: int
+    pause_reason: str | None
+    rendered_html: str | None
+    rendered_text: str | None
+    summary_sent: bool
+
+    @property
+    def archive_path(self) -> str:
+        return f"/newsletter/archive/{self.id}"
+
+
+def get_issue(conn: Connection, issue_id: int) -> Issue | None:
+    row = conn.execute(sa.select(issues).where(issues.c.id == issue_id)).first()
+    return Issue(**row._mapping) if row else None
+
+
+def issue_contents(conn: Connection, issue_id: int) -> list[dict[str, Any]]:
+    """The issue's items in order: snapshots with their row id and position."""
+    rows = conn.execute(
+        sa.select(issue_items)
+        .where(issue_items.c.issue_id == issue_id)
+        .order_by(issue_items.c.position)
+    )
+    return [
+        {**json.loads(row.snapshot), "row_id": row.id, "position": row.position} for row in rows
+    ]
+
+
+def log(
+    conn: Connection, issue_id: int, actor: str, action: str, detail: str | None, at: datetime
+) -> None:
+    conn.execute(
+        issue_log.insert(),
+        {"issue_id": issue_id, "actor": actor, "action": action, "detail": detail, "at": at},
+    )
+
+
+def issue_history(conn: Connection, issue_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(issue_log).where(issue_log.c.issue_id == issue_id).order_by(issue_log.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def outbox_counts(conn: Connection, issue_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(outbox.c.status, sa.func.count())
+        .where(outbox.c.issue_id == issue_id)
+        .group_by(outbox.c.status)
+    )
+    counts = dict.fromkeys((QUEUED, CLAIMED, COMMITTED, DELIVERED, FAILED, SKIPPED), 0)
+    counts.update({status: int(n) for status, n in rows})
+    return counts
