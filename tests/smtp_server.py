@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -34,6 +35,8 @@ class RecordingSMTPServer:
     def __init__(self) -> None:
         self.mails: list[ReceivedMail] = []
         self._replies: list[str] = []
+        #: Seconds each DATA takes (a slow relay), so a test can act mid-dispatch.
+        self.delay = 0.0
         self._lock = threading.Lock()
         self.controller: Controller | None = None
         self.port = 0
@@ -50,6 +53,7 @@ class RecordingSMTPServer:
             self.controller.stop()
 
     def reset(self) -> None:
+        self.delay = 0.0
         with self._lock:
             self.mails.clear()
             self._replies.clear()
@@ -67,8 +71,20 @@ class RecordingSMTPServer:
                 envelope.original_content or b"", policy=email.policy.default
             )
             assert isinstance(message, EmailMessage)
+            # Like a real MTA, the server takes responsibility once it has the final dot;
+            # a slow relay is slow to say so, not slow to accept.
             self.mails.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return "250 OK"
+
+    def count_by_recipient(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for mail in self.mails:
+                for rcpt in mail.rcpt_tos:
+                    counts[rcpt.lower()] = counts.get(rcpt.lower(), 0) + 1
+        return counts
 
     def to(self, address: str) -> list[ReceivedMail]:
         with self._lock:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from feedgen.feed import FeedGenerator
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
@@ -155,11 +156,11 @@ async def admin_issue(request: Request) -> Response:
         tag = request.query_params.get("tag") or None
         try:
             present = {item["id"] for item in contents}
-            candidates = [
-                item
-                for item in peers.published_items(issue.language, kind=kind, tag=tag)
-                if item["id"] not in present
-            ]
+            # In a thread: the feeds service may be this very process (kgi run).
+            available = await run_in_threadpool(
+                peers.published_items, issue.language, kind=kind, tag=tag
+            )
+            candidates = [item for item in available if item["id"] not in present]
         except peers.PeerUnavailable as exc:
             candidates_error = str(exc)
     progress = (
@@ -216,9 +217,9 @@ async def admin_items(request: Request) -> Response:
     try:
         if action == "add":
             ids = [int(v) for v in form.getlist("content_id") if str(v).isdigit()]
-            compose.add_items_by_id(issue_id, ids, actor)
+            await run_in_threadpool(compose.add_items_by_id, issue_id, ids, actor)
         elif action == "add_since_last":
-            compose.add_since(issue_id, actor)
+            await run_in_threadpool(compose.add_since, issue_id, actor)
         elif action in ("up", "down"):
             compose.move_item(
                 issue_id, int(str(form.get("row_id"))), -1 if action == "up" else 1, actor
@@ -266,7 +267,7 @@ async def admin_test(request: Request) -> Response:
     except InvalidInput as exc:
         raise HTTPException(422, exc.message) from None
     try:
-        dispatch.send_test(issue_id, addresses, _actor(request))
+        await run_in_threadpool(dispatch.send_test, issue_id, addresses, _actor(request))
     except Exception as exc:  # a mail server problem must reach the editor as a message
         raise HTTPException(503, f"The test mail could not be sent: {exc}") from None
     return _back(issue_id, "test-sent")
@@ -300,7 +301,8 @@ async def admin_control(request: Request) -> Response:
     actor = _actor(request)
     try:
         if action == "send":
-            dispatch.start(issue_id, actor)
+            # In a thread: the audience comes over HTTP, perhaps from this very process.
+            await run_in_threadpool(dispatch.start, issue_id, actor)
         elif action == "pause":
             dispatch.pause(issue_id, actor, "paused by an editor")
         elif action == "resume":

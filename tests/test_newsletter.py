@@ -1,0 +1,324 @@
+"""Issues composed from published content, rendered once, sent through a real SMTP server
+by real workers on a real Redis: headers, one-click unsubscribe, retries, failures,
+SIGKILL and restarts, unsubscribe during dispatch, schedules, archive."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import feedparser
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from services.feeds.demo import load_demo
+from services.newsletter import compose, dispatch, render, store
+from services.subscribers import transfer
+from shared.database import engine, utcnow
+from tests.conftest import csrf_of, login, run_kgi, wait_for
+from tests.test_resilience import kill, start_worker_process, worker_processes  # noqa: F401
+
+
+def subscribe(count: int, language: str = "de", prefix: str = "leser") -> list[str]:
+    """``count`` confirmed subscribers (imported, as an existing list would be)."""
+    rows = "\n".join(
+        f"{prefix}{n}@example.org,Leser {n},{language},paper form" for n in range(count)
+    )
+    report = transfer.import_csv(f"email,name,language,consent_source\n{rows}\n", "list.csv")
+    assert report.summary["added"] == count
+    return [f"{prefix}{n}@example.org" for n in range(count)]
+
+
+def new_issue(language: str = "de") -> store.Issue:
+    load_demo()
+    issue = compose.create_issue(language, "redaktion@example.org", "KGI-Infobrief Test")
+    assert (
+        compose.add_since(issue.id, "redaktion@example.org", datetime(2000, 1, 1, tzinfo=UTC)) > 0
+    )
+    return issue
+
+
+def state_of(issue_id: int) -> str:
+    return dispatch.progress(issue_id).state
+
+
+def rows(issue_id: int) -> list[sa.Row]:
+    with engine("newsletter").connect() as conn:
+        return list(
+            conn.execute(sa.select(store.outbox).where(store.outbox.c.issue_id == issue_id))
+        )
+
+
+def test_render_once_inline_css_and_text_part(site, monkeypatch):
+    issue = new_issue()
+    calls = []
+    original = dispatch.render_issue
+    monkeypatch.setattr(dispatch, "render_issue", lambda *a: calls.append(a) or original(*a))
+    rendered = dispatch.rendered_of(issue)
+    assert 'style="' in rendered.html and "prefers-color-scheme: dark" in rendered.html
+    assert render.NAME in rendered.html and render.UNSUBSCRIBE_URL in rendered.html
+    assert "Werkstattgespräche für mehr internationale Jugendarbeit" in rendered.text
+    assert "<p" not in rendered.text and "Neuigkeiten\n===" in rendered.text
+    html, text = render.personalise(
+        rendered, render.Recipient("Ana <b>", "https://u.example/x?a=1&b=2", "https://p")
+    )
+    assert "Ana &lt;b&gt;" in html and 'href="https://u.example/x?a=1&amp;b=2"' in html
+    assert "https://u.example/x?a=1&b=2" in text
+    assert "Entwurf" not in html  # the draft never appears
+
+
+def test_send_an_issue_to_everyone_once_with_list_headers(site, worker, smtp, monkeypatch):
+    readers = subscribe(12)
+    subscribe(3, language="en", prefix="reader")
+    issue = new_issue()
+    calls = []
+    original = dispatch.render_issue
+    monkeypatch.setattr(dispatch, "render_issue", lambda *a: calls.append(a) or original(*a))
+    assert dispatch.start(issue.id, "redaktion@example.org") == 12
+    wait_for(lambda: state_of(issue.id) == "sent", timeout=30, message="issue sent")
+    assert len(calls) == 1  # rendered once for the whole audience
+    counts = smtp.count_by_recipient()
+    assert all(counts.get(address) == 1 for address in readers)
+    assert not any(address.startswith("reader") for address in counts)  # English list untouched
+    mail = smtp.to(readers[3])[0]
+    headers = mail.message
+    assert headers["Subject"] == "KGI-Infobrief Test"
+    assert headers["List-Id"].startswith("KGI-Infobrief <infobrief.")
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = headers["List-Unsubscribe"].strip("<>")
+    assert unsubscribe.startswith(f"{site}/subscribers/unsubscribe/")
+    assert (
+        headers["Message-ID"]
+        and headers["Date"]
+        and headers["To"] == "Leser 3 <leser3@example.org>"
+    )
+    assert "Hallo Leser 3," in mail.part("plain") and "Leser 3" in mail.part("html")
+    assert unsubscribe.replace("&", "&amp;") in mail.part("html")
+    # One-click unsubscribe from the received mail.
+    assert (
+        httpx.post(
+            unsubscribe,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ).status_code
+        == 200
+    )
+    with engine("subscribers").connect() as conn:
+        status = conn.execute(
+            sa.text("select status from subscribers where email_key='leser3@example.org'")
+        )
+        assert status.scalar_one() == "unsubscribed"
+    summary = wait_for(lambda: smtp.to("redaktion@example.org"), message="summary mail")[0]
+    assert "12 sent, 0 failed, 0 skipped" in summary.part("plain")
+
+
+def test_archive_and_its_feeds(site, worker, smtp):
+    subscribe(2)
+    issue = new_issue()
+    dispatch.start(issue.id, "redaktion@example.org")
+    wait_for(lambda: state_of(issue.id) == "sent", timeout=30)
+    listing = httpx.get(f"{site}/newsletter/archive/").text
+    assert "KGI-Infobrief Test" in listing
+    page = httpx.get(f"{site}/newsletter/archive/{issue.id}").text
+    assert "Werkstattgespräche" in page
+    assert "/subscribers/unsubscribe/" not in page and "Leser" not in page
+    assert render.NAME not in page and "kgi-placeholder" not in page
+    for fmt in ("rss", "atom"):
+        parsed = feedparser.parse(httpx.get(f"{site}/newsletter/archive/feed.{fmt}").content)
+        assert not parsed.bozo and parsed.entries[0].title == "KGI-Infobrief Test"
+    assert 'href="/newsletter/archive/"' in httpx.get(f"{site}/subscribers/signup").text
+    assert 'href="/newsletter/archive/"' in httpx.get(f"{site}/").text
+
+
+def test_temporary_failure_is_retried_and_permanent_one_recorded(site, worker, smtp, monkeypatch):
+    monkeypatch.setattr(dispatch, "RETRY_BASE_SECONDS", 1)
+    readers = subscribe(5)
+    issue = new_issue()
+    smtp.refuse_next("451 4.7.1 Greylisted, try again", "550 5.1.1 User unknown")
+    dispatch.start(issue.id, "redaktion@example.org")
+    wait_for(lambda: state_of(issue.id) == "sent", timeout=30, message="issue sent")
+    outcome = {row.email: row for row in rows(issue.id)}
+    failed = [row for row in outcome.values() if row.status == "failed"]
+    assert len(failed) == 1 and "550" in failed[0].error
+    retried = [row for row in outcome.values() if row.attempts == 2]
+    assert len(retried) == 1 and retried[0].status in ("delivered", "committed")
+    counts = smtp.count_by_recipient()
+    assert sum(counts.get(a, 0) for a in readers) == 4
+    assert all(counts.get(a, 0) <= 1 for a in readers)
+    assert dispatch.progress(issue.id).failed == 1
+
+
+def test_too_many_failures_in_a_row_pause_the_issue(site, worker, smtp, monkeypatch):
+    monkeypatch.setattr(dispatch, "MAX_CONSECUTIVE_FAILURES", 3)
+    subscribe(8)
+    issue = new_issue()
+    smtp.refuse_next(*["554 5.7.1 Rejected"] * 3)
+    dispatch.start(issue.id, "redaktion@example.org")
+    wait_for(lambda: state_of(issue.id) == "paused", timeout=30, message="automatic pause")
+    assert "3 failures in a row" in dispatch.progress(issue.id).pause_reason
+    dispatch.resume(issue.id, "redaktion@example.org")
+    wait_for(lambda: state_of(issue.id) == "sent", timeout=30)
+    p = dispatch.progress(issue.id)
+    assert (p.sent, p.failed) == (5, 3)
+
+
+def test_unsubscribing_before_ones_turn_means_no_mail(site, smtp):
+    readers = subscribe(6)
+    issue = new_issue()
+    dispatch.start(issue.id, "redaktion@example.org")  # no worker yet: all still queued
+    with engine("subscribers").connect() as conn:
+        subscriber_id = conn.execute(
+            sa.text("select id from subscribers where email_key='leser4@example.org'")
+        )
+        subscriber_id = subscriber_id.scalar_one()
+    row = next(r for r in rows(issue.id) if r.subscriber_id == subscriber_id)
+    httpx.post(
+        row.unsubscribe_url,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    dispatch.Sender(issue.id).run(budget_seconds=20)
+    assert state_of(issue.id) == "sent"
+    counts = smtp.count_by_recipient()
+    assert "leser4@example.org" not in counts
+    assert all(counts.get(a) == 1 for a in readers if a != "leser4@example.org")
+    assert next(r for r in rows(issue.id) if r.subscriber_id == subscriber_id).status == "skipped"
+
+
+def test_sigkill_mid_batch_and_restart_leave_exactly_one_copy_each(site, smtp, worker_processes):  # noqa: F811
+    readers = subscribe(120)
+    issue = new_issue()
+    smtp.delay = 0.02  # a slow relay, so the kill lands mid-batch
+    dispatch.start(issue.id, "redaktion@example.org")
+    first = start_worker_process()
+    worker_processes.append(first)
+    wait_for(lambda: len(smtp.mails) >= 30, timeout=60, message="dispatch under way")
+    kill(first)
+    delivered_before = len(smtp.mails)
+    assert delivered_before < 120
+    statuses = {row.status for row in rows(issue.id)}
+    assert "claimed" in statuses or "queued" in statuses
+    smtp.delay = 0.0
+    worker_processes.append(start_worker_process())
+    time.sleep(3.5)  # the killed sender's lease runs out
+    dispatch.wake_senders(issue.id)
+    wait_for(
+        lambda: state_of(issue.id) == "sent", timeout=60, message="dispatch resumed and finished"
+    )
+    counts = smtp.count_by_recipient()
+    assert {address: counts.get(address, 0) for address in readers} == dict.fromkeys(readers, 1)
+
+
+def test_redis_restart_mid_dispatch_loses_nothing(site, smtp, worker_processes, environment):  # noqa: F811
+    readers = subscribe(40)
+    issue = new_issue()
+    dispatch.start(issue.id, "redaktion@example.org")
+    environment.redis.stop(kill=True)  # the queued sender messages are gone with it
+    environment.redis.start()
+    worker_processes.append(start_worker_process())
+    from kgi.scheduler import tick
+
+    tick()  # the scheduler notices an issue without senders
+    wait_for(
+        lambda: state_of(issue.id) == "sent", timeout=60, message="dispatch after Redis restart"
+    )
+    counts = smtp.count_by_recipient()
+    assert {address: counts.get(address, 0) for address in readers} == dict.fromkeys(readers, 1)
+
+
+def test_schedules_and_a_missed_schedule_asks_first(site, worker, smtp):
+    subscribe(2)
+    issue = new_issue()
+    with pytest.raises(compose.ComposeError):
+        compose.schedule(issue.id, utcnow() - timedelta(minutes=5), "r")
+    compose.schedule(issue.id, utcnow() + timedelta(hours=1), "r")
+    with engine("newsletter").begin() as conn:
+        conn.execute(store.issues.update().values(scheduled_at=utcnow() - timedelta(seconds=30)))
+    dispatch.supervise()
+    wait_for(lambda: state_of(issue.id) == "sent", timeout=30, message="scheduled issue sent")
+
+    late = new_issue()
+    compose.schedule(late.id, utcnow() + timedelta(hours=1), "r")
+    with engine("newsletter").begin() as conn:
+        conn.execute(
+            store.issues.update()
+            .where(store.issues.c.id == late.id)
+            .values(scheduled_at=utcnow() - timedelta(days=1))
+        )
+    dispatch.supervise()
+    assert state_of(late.id) == "overdue" and rows(late.id) == []
+    dispatch.start(late.id, "redaktion@example.org")  # an editor confirms
+    wait_for(lambda: state_of(late.id) == "sent", timeout=30)
+
+
+def test_command_line_create_test_send_status_cancel(site, smtp):
+    load_demo()
+    subscribe(3)
+    created = run_kgi(
+        "issues", "create", "--language", "de", "--since", "2020-01-01", "--subject", "CLI-Ausgabe"
+    )
+    assert created.returncode == 0, created.stderr
+    issue_id = int(created.stdout.strip())
+    assert "items added" in created.stderr
+    tested = run_kgi("issues", "test", str(issue_id), "--to", "pruefer@example.org")
+    assert tested.returncode == 0, tested.stderr
+    test_mail = smtp.to("pruefer@example.org")[0]
+    assert (
+        test_mail.message["Subject"] == "[TEST] CLI-Ausgabe"
+        and test_mail.message["X-KGI-Test"] == "yes"
+    )
+    assert "List-Unsubscribe" not in test_mail.message
+    sent = run_kgi("issues", "send", str(issue_id))
+    assert sent.returncode == 0 and "3 recipients" in sent.stdout
+    status = run_kgi("issues", "status", str(issue_id))
+    assert status.stdout.startswith("sending:") and "of 3" in status.stdout
+    assert run_kgi("issues", "pause", str(issue_id)).returncode == 0
+    assert run_kgi("issues", "resume", str(issue_id)).returncode == 0
+    assert run_kgi("issues", "cancel", str(issue_id)).returncode == 0
+    assert (
+        "cancelled: 0 sent, 0 failed, 3 skipped"
+        in run_kgi("issues", "status", str(issue_id)).stdout
+    )
+    again = run_kgi("issues", "send", str(issue_id))
+    assert again.returncode == 1 and "Not done" in again.stderr
+
+
+def test_admin_compose_preview_test_and_send(site, worker, smtp):
+    load_demo()
+    subscribe(2)
+    admin = login(site)
+    listing = admin.get("/newsletter/admin/")
+    created = admin.post(
+        "/newsletter/admin/new", data={"csrf_token": csrf_of(listing.text), "language": "de"}
+    )
+    assert created.status_code == 303
+    url = created.headers["location"]
+    page = admin.get(url)
+    token = csrf_of(page.text)
+    ids = re.findall(r'name="content_id" value="(\d+)"', page.text)
+    assert len(ids) == 3  # the German demo items, draft excluded
+    admin.post(f"{url}/items", data={"csrf_token": token, "action": "add", "content_id": ids[:2]})
+    page = admin.get(url)
+    row_ids = re.findall(r'<li data-row="(\d+)"', page.text)
+    assert len(row_ids) == 2
+    admin.post(f"{url}/items", data={"csrf_token": token, "action": "down", "row_id": row_ids[0]})
+    assert re.findall(r'<li data-row="(\d+)"', admin.get(url).text) == [row_ids[1], row_ids[0]]
+    preview = admin.get(f"{url}/preview.html")
+    assert preview.status_code == 200 and "style=" in preview.text
+    assert admin.get(f"{url}/preview.txt").headers["content-type"].startswith("text/plain")
+    admin.post(f"{url}/test", data={"csrf_token": token, "addresses": "chefin@example.org"})
+    assert smtp.to("chefin@example.org")[0].message["Subject"].startswith("[TEST]")
+    bad = admin.post(f"{url}/test", data={"csrf_token": token, "addresses": "not-an-address"})
+    assert bad.status_code == 422
+    admin.post(f"{url}/send", data={"csrf_token": token})
+    wait_for(lambda: admin.get(f"{url}/progress.json").json()["state"] == "sent", timeout=30)
+    final = admin.get(f"{url}/progress.json").json()
+    assert (final["sent"], final["percent"]) == (2, 100.0)
+    assert "<progress" in admin.get(url).text
+    editor = login(site, "nur.redaktion@example.org", role="editor")
+    assert (
+        editor.post(f"{url}/cancel", data={"csrf_token": csrf_of(editor.get(url).text)}).status_code
+        == 403
+    )
