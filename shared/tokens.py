@@ -5,6 +5,7 @@ Each purpose has its own salt, so a token made for one link never works for anot
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -20,6 +21,7 @@ class ExpiredToken(InvalidToken):
     """The token was genuine but is older than its lifetime allows."""
 
 
+@cache
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(get_settings().secret_key, salt=f"kgi.{purpose}")
 

@@ -283,6 +283,18 @@ def _set_rows(ids: list[int], sender: str, **values: object) -> None:
         )
 
 
+#: The per-message commit, built once (SQLAlchemy reuses its compiled form).
+COMMIT_ROW = (
+    outbox.update()
+    .where(
+        outbox.c.id == sa.bindparam("row"),
+        outbox.c.claimed_by == sa.bindparam("sender"),
+        outbox.c.status == CLAIMED,
+    )
+    .values(status=COMMITTED, done_at=sa.bindparam("done"), attempts=sa.bindparam("attempts"))
+)
+
+
 class RateLimiter:
     """Messages per second and per hour across all workers, counted in Redis."""
 
@@ -325,6 +337,8 @@ class Sender:
         self.transport = SMTPTransport(get_settings().effective_smtp_url)
         self.limiter = RateLimiter()
         self.consecutive_failures = 0
+        # Its own connection for the per-message commit: no pool checkout per message.
+        self.connection = engine("newsletter").connect()
 
     def run(self, budget_seconds: float = SENDER_BUDGET_SECONDS) -> str:
         """Send until the outbox is empty, the issue stops, or the budget is used up."""
@@ -346,6 +360,7 @@ class Sender:
         finally:
             _stop_heartbeat(self.issue_id, self.id)
             self.transport.close()
+            self.connection.close()
 
     def _send_batch(
         self, batch: list[sa.Row], message: BulkMessage, rendered: RenderedIssue
@@ -413,15 +428,15 @@ class Sender:
 
         def commit() -> bool:
             nonlocal committed
-            with engine("newsletter").begin() as conn:
-                result = conn.execute(
-                    outbox.update()
-                    .where(
-                        outbox.c.id == row.id,
-                        outbox.c.claimed_by == self.id,
-                        outbox.c.status == CLAIMED,
-                    )
-                    .values(status=COMMITTED, done_at=utcnow(), attempts=row.attempts + 1)
+            with self.connection.begin():
+                result = self.connection.execute(
+                    COMMIT_ROW,
+                    {
+                        "row": row.id,
+                        "sender": self.id,
+                        "done": utcnow(),
+                        "attempts": row.attempts + 1,
+                    },
                 )
             committed = result.rowcount == 1
             return committed

@@ -315,13 +315,18 @@ async def internal_audience(request: Request) -> Response:
     require_service(request)
     language = request.query_params.get("language", "de")
 
-    def lines():  # type: ignore[no-untyped-def]
+    def chunks():  # type: ignore[no-untyped-def]
+        # Many lines per chunk: each chunk crosses from the worker thread to the event loop.
+        lines: list[str] = []
         for subscriber in audience.confirmed(language, AUDIENCE_CHUNK):
-            yield (
-                json.dumps(audience.recipient_record(subscriber), ensure_ascii=False) + "\n"
-            ).encode()
+            lines.append(json.dumps(audience.recipient_record(subscriber), ensure_ascii=False))
+            if len(lines) >= AUDIENCE_CHUNK:
+                yield ("\n".join(lines) + "\n").encode()
+                lines = []
+        if lines:
+            yield ("\n".join(lines) + "\n").encode()
 
-    return StreamingResponse(iterate_in_threadpool(lines()), media_type="application/x-ndjson")
+    return StreamingResponse(iterate_in_threadpool(chunks()), media_type="application/x-ndjson")
 
 
 async def internal_confirmed(request: Request) -> Response:

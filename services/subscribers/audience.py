@@ -38,12 +38,16 @@ def confirmed(language: str, chunk: int = 1000) -> Iterator[Subscriber]:
 
 def recipient_record(subscriber: Subscriber) -> dict[str, Any]:
     """What the newsletter needs to address and personalise one mail."""
+    unsubscribe, preferences = optin.manage_urls(subscriber)
     return {
         "id": subscriber.id,
-        "email": parse_address(subscriber.email).ascii,
+        # ASCII addresses (nearly all) need no IDNA work.
+        "email": subscriber.email
+        if subscriber.email.isascii()
+        else parse_address(subscriber.email).ascii,
         "name": subscriber.name,
-        "unsubscribe_url": optin.unsubscribe_url(subscriber),
-        "preferences_url": optin.preferences_url(subscriber),
+        "unsubscribe_url": unsubscribe,
+        "preferences_url": preferences,
     }
 
 

@@ -59,9 +59,8 @@ def compose(subscriber: Subscriber, kind: str) -> EmailMessage:
     context = {
         "subscriber": subscriber,
         "confirmation_url": optin.confirmation_url(subscriber) if kind == "confirmation" else None,
-        "preferences_url": optin.preferences_url(subscriber),
-        "unsubscribe_url": optin.unsubscribe_url(subscriber),
     }
+    context["unsubscribe_url"], context["preferences_url"] = optin.manage_urls(subscriber)
     return build_message(
         to=recipient(parse_address(subscriber.email).ascii, subscriber.name),
         subject=translate(SUBJECTS[kind], language),

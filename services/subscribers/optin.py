@@ -78,15 +78,25 @@ def manage_token(subscriber: Subscriber) -> str:
     return make_token(MANAGE_PURPOSE, {"id": subscriber.id, "k": subscriber.manage_key})
 
 
+def manage_urls(subscriber: Subscriber) -> tuple[str, str]:
+    """(one-click unsubscribe URI, preferences page), both under KGI_BASE_URL and in the
+    subscriber's language; one signed token serves both."""
+    token = manage_token(subscriber)
+    settings = get_settings()
+    query = f"?lang={subscriber.language}"
+    return (
+        settings.absolute_url(f"/subscribers/unsubscribe/{token}{query}"),
+        settings.absolute_url(f"/subscribers/preferences/{token}{query}"),
+    )
+
+
 def unsubscribe_url(subscriber: Subscriber) -> str:
-    """The one-click (RFC 8058) unsubscribe URI, under KGI_BASE_URL."""
-    path = f"/subscribers/unsubscribe/{manage_token(subscriber)}?lang={subscriber.language}"
-    return get_settings().absolute_url(path)
+    """The one-click (RFC 8058) unsubscribe URI."""
+    return manage_urls(subscriber)[0]
 
 
 def preferences_url(subscriber: Subscriber) -> str:
-    path = f"/subscribers/preferences/{manage_token(subscriber)}?lang={subscriber.language}"
-    return get_settings().absolute_url(path)
+    return manage_urls(subscriber)[1]
 
 
 def _dispatch(outbox_ids: list[int]) -> None:

@@ -22,9 +22,16 @@ def _header(value: str) -> str:
     return value if value.isascii() else Header(value, "utf-8").encode()
 
 
+#: Base64 line length (RFC 2045 allows at most 76).
+_LINE = 76
+
+
 def _body(data: str) -> bytes:
-    encoded = base64.encodebytes(data.encode("utf-8"))  # 76-character lines
-    return encoded.replace(b"\n", b"\r\n")
+    # One C call for the encoding, then the lines cut by slicing: several times faster
+    # than base64.encodebytes, which calls into C once per 57-byte chunk.
+    encoded = base64.b64encode(data.encode("utf-8"))
+    lines = [encoded[i : i + _LINE] for i in range(0, len(encoded), _LINE)]
+    return b"\r\n".join(lines) + b"\r\n"
 
 
 class BulkMessage:

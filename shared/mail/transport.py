@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,17 +108,21 @@ class SMTPTransport:
 
     def _connect(self) -> smtplib.SMTP:
         ep = self.endpoint
-        context = ssl.create_default_context()
         if ep.implicit_tls:
+            context = ssl.create_default_context()
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 ep.host, ep.port, timeout=ep.timeout, context=context
             )
         else:
             smtp = smtplib.SMTP(ep.host, ep.port, timeout=ep.timeout)
             if ep.starttls:
-                smtp.starttls(context=context)
+                smtp.starttls(context=ssl.create_default_context())
         if ep.username:
             smtp.login(ep.username, ep.password or "")
+        # send_raw writes the final dot separately after the body; without TCP_NODELAY,
+        # Nagle's algorithm holds that small write for the peer's delayed ACK (~40 ms).
+        if smtp.sock is not None:
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return smtp
 
     def send(self, message: EmailMessage, envelope_from: str | None = None) -> None:
@@ -181,11 +186,14 @@ class SMTPTransport:
             self._smtp = self._connect()
         smtp = self._smtp
         smtp.ehlo_or_helo_if_needed()
-        code, reply = smtp.mail(envelope_from)
+        # Addresses come validated; smtplib's mail()/rcpt() would parse them again each time.
+        smtp.putcmd("mail", f"FROM:<{envelope_from}>")
+        code, reply = smtp.getreply()
         if code != 250:
             smtp.rset()
             raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
-        code, reply = smtp.rcpt(recipient)
+        smtp.putcmd("rcpt", f"TO:<{recipient}>")
+        code, reply = smtp.getreply()
         if code not in (250, 251):
             smtp.rset()
             raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
@@ -194,7 +202,8 @@ class SMTPTransport:
         if code != 354:
             smtp.rset()
             raise smtplib.SMTPDataError(code, reply)
-        body = smtplib._quote_periods(data)
+        # Dot-stuffing (RFC 5321 4.5.2); the search is cheap when no line starts with a dot.
+        body = smtplib._quote_periods(data) if b"\n." in data or data.startswith(b".") else data
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         smtp.send(body)
