@@ -31,6 +31,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(PY) bench/signup.py
 	$(PY) bench/feeds.py
+	$(PY) bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) var
