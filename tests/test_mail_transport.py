@@ -123,3 +123,28 @@ def test_endpoint_parsing():
     assert SMTPEndpoint.from_url("smtps://mail.example.org").port == 465
     with pytest.raises(ValueError):
         SMTPEndpoint.from_url("http://mail.example.org")
+
+
+def test_dkim_signature_covers_list_unsubscribe_and_verifies():
+    import dkim
+
+    from shared.mail.bulk import BulkMessage
+    from shared.mail.dkim_signing import DkimKey
+
+    fixtures = __import__("pathlib").Path(__file__).parent / "fixtures" / "dkim"
+    key = DkimKey("kgi", "kgi.example.org", (fixtures / "test-only-private.pem").read_bytes())
+    public = (fixtures / "test-only-public.b64").read_text().strip()
+    signed = BulkMessage("Grüße", dkim_key=key).render(
+        "leser@example.org", "Lena Müller", "<p>Hallo</p>", "Hallo", "https://kgi.example.org/u/1"
+    )
+    assert signed.startswith(b"DKIM-Signature:")
+    header = signed.split(b"\r\n\r\n")[0].decode()
+    assert "list-unsubscribe" in header.lower() and "list-unsubscribe-post" in header.lower()
+
+    def dns(name, timeout=5):
+        assert name == b"kgi._domainkey.kgi.example.org."
+        return f"v=DKIM1; k=rsa; p={public}".encode()
+
+    assert dkim.verify(signed, dnsfunc=dns)
+    tampered = signed.replace(b"https://kgi.example.org/u/1", b"https://evil.example/u/1")
+    assert not dkim.verify(tampered, dnsfunc=dns)

@@ -15,6 +15,7 @@ from email.utils import format_datetime, formataddr
 
 from shared.config import get_settings
 from shared.database import utcnow
+from shared.mail.dkim_signing import DkimKey, configured_key
 
 
 def _header(value: str) -> str:
@@ -37,8 +38,14 @@ def _body(data: str) -> bytes:
 class BulkMessage:
     """A prepared message; :meth:`render` gives the bytes for one recipient."""
 
-    def __init__(self, subject: str, extra_headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        subject: str,
+        extra_headers: dict[str, str] | None = None,
+        dkim_key: DkimKey | None = None,
+    ) -> None:
         settings = get_settings()
+        self.dkim_key = dkim_key or configured_key()
         self.domain = settings.mail_domain
         static = {
             "From": settings.mail_from,
@@ -74,7 +81,7 @@ class BulkMessage:
             '--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: base64\r\n\r\n"
         )
-        return b"".join(
+        message = b"".join(
             (
                 self._static,
                 personal.encode(),
@@ -85,3 +92,4 @@ class BulkMessage:
                 f"--{boundary}--\r\n".encode(),
             )
         )
+        return self.dkim_key.sign(message) if self.dkim_key else message
