@@ -105,9 +105,9 @@ async def news_item(request: Request) -> Response:
             store.get_item(conn, item.translation_id) if item and item.translation_id else None
         )
     preview = current_user(request) is not None
-    if item is None or (not preview and not _is_visible(item)):
+    if item is None or (not preview and not content.is_visible(item)):
         raise HTTPException(404, "There is nothing at this address.")
-    if translation is not None and not _is_visible(translation):
+    if translation is not None and not content.is_visible(translation):
         translation = None
     return render_page(
         request,
@@ -115,24 +115,12 @@ async def news_item(request: Request) -> Response:
         {
             "item": item,
             "translation": translation,
-            "preview": not _is_visible(item),
+            "preview": not content.is_visible(item),
             "feeds": {
                 fmt: FeedQuery(ItemFilter(kind=item.kind)).url(fmt)
                 for fmt in ("rss", "atom", "json")
             },
         },
-    )
-
-
-def _is_visible(item: store.Item) -> bool:
-    from shared.database import utcnow
-
-    now = utcnow()
-    return (
-        item.state == store.PUBLISHED
-        and not item.hidden
-        and (item.effective_at is None or item.effective_at <= now)
-        and (item.expires_at is None or item.expires_at > now)
     )
 
 

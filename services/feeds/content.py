@@ -291,6 +291,17 @@ def visible(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+def is_visible(item: Item, now: datetime | None = None) -> bool:
+    """The same rule as :func:`visible`, for one item already loaded."""
+    now = now or utcnow()
+    return (
+        item.state == PUBLISHED
+        and not item.hidden
+        and (item.effective_at is None or item.effective_at <= now)
+        and (item.expires_at is None or item.expires_at > now)
+    )
+
+
 @dataclass(frozen=True)
 class ItemFilter:
     """What a list page or feed shows."""
