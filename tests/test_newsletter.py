@@ -322,3 +322,14 @@ def test_admin_compose_preview_test_and_send(site, worker, smtp):
         editor.post(f"{url}/cancel", data={"csrf_token": csrf_of(editor.get(url).text)}).status_code
         == 403
     )
+
+
+def test_verp_bounce_address_when_configured(monkeypatch):
+    from dataclasses import replace
+
+    from shared.config import get_settings
+
+    assert dispatch.envelope_from("lena@example.org") == "infobrief@kgi.example.org"
+    configured = replace(get_settings(), bounce_address="bounces@kgi.example.org")
+    monkeypatch.setattr(dispatch, "get_settings", lambda: configured)
+    assert dispatch.envelope_from("lena@example.org") == "bounces+lena=example.org@kgi.example.org"
