@@ -51,7 +51,7 @@ from services.newsletter.store import (
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.mail.bulk import BulkMessage
-from shared.mail.message import build_message
+from shared.mail.message import build_message, envelope_sender
 from shared.mail.transport import Abandoned, PermanentMailError, SMTPTransport, TemporaryMailError
 from shared.redis_client import get_redis
 
@@ -505,7 +505,7 @@ def envelope_from(recipient: str) -> str:
     """The bounce address: VERP (``bounces+user=example.org@our.domain``) when configured."""
     bounce = get_settings().bounce_address
     if not bounce:
-        return get_settings().mail_from.rpartition("<")[2].rstrip(">").strip()
+        return envelope_sender()
     local, _, domain = bounce.partition("@")
     return f"{local}+{recipient.replace('@', '=')}@{domain}"
 

@@ -25,8 +25,13 @@ from shared.addresses import parse_address
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.i18n import translate
-from shared.mail.message import build_message, recipient
-from shared.mail.transport import PermanentMailError, SMTPTransport, TemporaryMailError
+from shared.mail.message import build_message, envelope_sender, recipient
+from shared.mail.transport import (
+    Abandoned,
+    PermanentMailError,
+    SMTPTransport,
+    TemporaryMailError,
+)
 from shared.web.templates import render_text
 
 #: How long a worker owns a claimed mail before another may take it over (covers a
@@ -102,13 +107,17 @@ def _claim(outbox_id: int) -> tuple[str, Subscriber] | None:
 
 
 def _finish(
-    outbox_id: int, status: str, error: str | None = None, sent: EmailMessage | None = None
-) -> None:
-    """Record the outcome; a sent confirmation mail also goes into the consent log."""
+    outbox_id: int, status: str, error: str | None = None, only_if_sending: bool = False
+) -> bool:
+    """Record the outcome. False when ``only_if_sending`` and the row is no longer this
+    worker's (another took it over after the lease)."""
+    condition = store.mail_outbox.c.id == outbox_id
+    if only_if_sending:
+        condition = sa.and_(condition, store.mail_outbox.c.status == MAIL_SENDING)
     with engine("subscribers").begin() as conn:
-        conn.execute(
+        result = conn.execute(
             store.mail_outbox.update()
-            .where(store.mail_outbox.c.id == outbox_id)
+            .where(condition)
             .values(
                 status=status,
                 lease_until=None,
@@ -116,20 +125,25 @@ def _finish(
                 last_error=error,
             )
         )
-        if sent is not None:
-            row = conn.execute(
-                sa.select(store.mail_outbox.c.subscriber_id, store.mail_outbox.c.kind).where(
-                    store.mail_outbox.c.id == outbox_id
-                )
-            ).one()
-            if row.kind == "confirmation":
-                store.log_consent(
-                    conn,
-                    row.subscriber_id,
-                    "confirmation_mail",
-                    store.Context(source="outbox", consent_version=optin.CONSENT_TEXT_VERSION),
-                    detail=f"Message-ID {sent['Message-ID']}",
-                )
+    return result.rowcount == 1
+
+
+def _log_sent(outbox_id: int, message: EmailMessage) -> None:
+    """A confirmation mail the server accepted goes into the consent log."""
+    with engine("subscribers").begin() as conn:
+        row = conn.execute(
+            sa.select(store.mail_outbox.c.subscriber_id, store.mail_outbox.c.kind).where(
+                store.mail_outbox.c.id == outbox_id
+            )
+        ).one()
+        if row.kind == "confirmation":
+            store.log_consent(
+                conn,
+                row.subscriber_id,
+                "confirmation_mail",
+                store.Context(source="outbox", consent_version=optin.CONSENT_TEXT_VERSION),
+                detail=f"Message-ID {message['Message-ID']}",
+            )
 
 
 def deliver(outbox_id: int) -> str:
@@ -150,15 +164,30 @@ def deliver(outbox_id: int) -> str:
         _finish(outbox_id, MAIL_SENT, "not sent: unsubscribed before the welcome mail")
         return "obsolete"
     message = compose(subscriber, kind)
+    committed = False
+
+    def commit() -> bool:
+        # The point of no return (see SMTPTransport.send_raw): the row says "sent" before
+        # the final dot, so a worker killed at any moment never causes a second copy.
+        nonlocal committed
+        committed = _finish(outbox_id, MAIL_SENT, only_if_sending=True)
+        return committed
+
+    recipient = parse_address(subscriber.email).ascii
     try:
-        _transport().send(message)
+        _transport().send_raw(envelope_sender(), recipient, message.as_bytes(), commit)
+    except Abandoned:
+        return "skipped"
     except TemporaryMailError as exc:
+        if committed and exc.code is None:
+            _log_sent(outbox_id, message)  # the connection broke after the dot was handed over
+            return "sent"
         _finish(outbox_id, MAIL_PENDING, str(exc))
         raise
     except PermanentMailError as exc:
         _finish(outbox_id, MAIL_FAILED, str(exc))
         return "failed"
-    _finish(outbox_id, MAIL_SENT, sent=message)
+    _log_sent(outbox_id, message)
     return "sent"
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import email.policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 
 from shared.config import get_settings
 from shared.database import utcnow
 
 #: RFC 5322 output with CRLF line ends and a 78-character fold, as SMTP expects.
 MAIL_POLICY = email.policy.SMTP
+
+
+def envelope_sender() -> str:
+    """The bare address of KGI_MAIL_FROM, for MAIL FROM."""
+    return parseaddr(get_settings().mail_from)[1] or "infobrief@localhost"
 
 
 def recipient(address: str, name: str = "") -> Address:
