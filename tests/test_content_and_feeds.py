@@ -314,3 +314,24 @@ def test_lead_image_upload(site):
     served = httpx.get(f"{site}{image}")
     assert served.content == PNG and served.headers["content-type"] == "image/png"
     assert httpx.get(f"{site}/news/media/..%2Fsecret_key").status_code == 404
+
+
+def test_feeds_are_paged_with_links(site, monkeypatch):
+    from services.feeds import syndication
+
+    monkeypatch.setattr(syndication, "FEED_PAGE_SIZE", 2)
+    for n in range(5):
+        item = content.create_item({"title": f"Meldung {n}"}, "e")
+        content.transition(item.id, "publish", "a", "admin")
+    first = feedparser.parse(httpx.get(f"{site}/news/feed.rss").content)
+    assert not first.bozo and len(first.entries) == 2
+    links = {link.rel: link.href for link in first.feed.links}
+    assert (
+        links["self"] == f"{site}/news/feed.rss" and links["next"] == f"{site}/news/feed.rss?page=2"
+    )
+    assert first.feed.link == f"{site}/news/"  # the channel's own <link> stays the site
+    last = feedparser.parse(httpx.get(f"{site}/news/feed.atom?page=3").content)
+    links = {link.rel: link.href for link in last.feed.links}
+    assert len(last.entries) == 1 and "next" not in links and links["previous"].endswith("page=2")
+    data = httpx.get(f"{site}/news/feed.json?page=2").json()
+    assert data["next_url"] == f"{site}/news/feed.json?page=3"

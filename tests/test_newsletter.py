@@ -333,3 +333,27 @@ def test_verp_bounce_address_when_configured(monkeypatch):
     configured = replace(get_settings(), bounce_address="bounces@kgi.example.org")
     monkeypatch.setattr(dispatch, "get_settings", lambda: configured)
     assert dispatch.envelope_from("lena@example.org") == "bounces+lena=example.org@kgi.example.org"
+
+
+def test_rate_limit_is_shared_by_all_senders(site, smtp, monkeypatch):
+    import threading
+
+    readers = subscribe(40)
+    issue = new_issue()
+    monkeypatch.setattr(dispatch, "wake_senders", lambda *a, **k: 0)  # our own senders below
+    dispatch.start(issue.id, "redaktion@example.org")
+    senders = [dispatch.Sender(issue.id) for _ in range(2)]
+    for sender in senders:
+        sender.limiter.per_second = 10  # 10 messages a second for both together
+    started = time.monotonic()
+    threads = [threading.Thread(target=s.run, kwargs={"budget_seconds": 30}) for s in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    counts = smtp.count_by_recipient()
+    assert all(counts.get(address) == 1 for address in readers) and state_of(issue.id) == "sent"
+    # 40 messages at 10 per second span at least 4 one-second windows (the first one maybe
+    # almost over): over 3 s. Counted per sender (20 per second) they would take under 2.5 s.
+    assert elapsed > 3.0

@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 import icalendar
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from services.feeds.cache import Rendered
 from services.feeds.content import ItemFilter, next_visibility_change, public_items
@@ -37,6 +38,8 @@ MEDIA_TYPES = {
 
 #: Before any content exists, feeds say they were last modified at this fixed time.
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 KIND_TITLES = {NEWS: "News", CONFERENCE_REPORT: "Conference reports"}
 
@@ -164,7 +167,28 @@ def _feedgen(fmt: str, query: FeedQuery, items: list[Item], has_next: bool) -> b
             entry.dc.dc_creator(item.author)
         elif item.is_partner and item.source_name:
             entry.author({"name": item.source_name})
-    return fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
+    if fmt == "atom":
+        return fg.atom_str(pretty=True)
+    return _with_rss_paging(fg.rss_str(pretty=True), query, has_next)
+
+
+def _with_rss_paging(body: bytes, query: FeedQuery, has_next: bool) -> bytes:
+    """Add RFC 5005 paging links to RSS as atom:link elements. (feedgen would turn any
+    extra link into the channel's <link>, so they are added to its output.)"""
+    paging = [("first", 1)]
+    if query.page > 1:
+        paging.append(("previous", query.page - 1))
+    if has_next:
+        paging.append(("next", query.page + 1))
+    root = etree.fromstring(body)
+    channel = root.find("channel")
+    self_link = channel.find(f"{{{ATOM_NS}}}link")
+    position = list(channel).index(self_link) + 1 if self_link is not None else len(channel)
+    for offset, (rel, page) in enumerate(paging):
+        link = etree.Element(f"{{{ATOM_NS}}}link", href=query.url("rss", page), rel=rel)
+        link.tail = self_link.tail if self_link is not None else None
+        channel.insert(position + offset, link)
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
 
 
 def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
