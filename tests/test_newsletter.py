@@ -17,8 +17,7 @@ from services.feeds.demo import load_demo
 from services.newsletter import compose, dispatch, render, store
 from services.subscribers import transfer
 from shared.database import engine, utcnow
-from tests.conftest import csrf_of, login, run_kgi, wait_for
-from tests.test_resilience import kill, start_worker_process, worker_processes  # noqa: F401
+from tests.conftest import csrf_of, kill, login, run_kgi, start_worker_process, wait_for
 
 
 def subscribe(count: int, language: str = "de", prefix: str = "leser") -> list[str]:
@@ -187,7 +186,7 @@ def test_unsubscribing_before_ones_turn_means_no_mail(site, smtp):
     assert next(r for r in rows(issue.id) if r.subscriber_id == subscriber_id).status == "skipped"
 
 
-def test_sigkill_mid_batch_and_restart_leave_exactly_one_copy_each(site, smtp, worker_processes):  # noqa: F811
+def test_sigkill_mid_batch_and_restart_leave_exactly_one_copy_each(site, smtp, worker_processes):
     readers = subscribe(120)
     issue = new_issue()
     smtp.delay = 0.02  # a slow relay, so the kill lands mid-batch
@@ -211,7 +210,7 @@ def test_sigkill_mid_batch_and_restart_leave_exactly_one_copy_each(site, smtp, w
     assert {address: counts.get(address, 0) for address in readers} == dict.fromkeys(readers, 1)
 
 
-def test_redis_restart_mid_dispatch_loses_nothing(site, smtp, worker_processes, environment):  # noqa: F811
+def test_redis_restart_mid_dispatch_loses_nothing(site, smtp, worker_processes, environment):
     readers = subscribe(40)
     issue = new_issue()
     dispatch.start(issue.id, "redaktion@example.org")

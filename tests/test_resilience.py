@@ -3,46 +3,15 @@ restarted, Redis killed and restarted."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from services.subscribers import mails, store
 from shared.database import engine
-from tests.conftest import wait_for
+from tests.conftest import kill, start_worker_process, wait_for
 from tests.test_signup_flow import subscriber
-
-
-def start_worker_process() -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "kgi", "worker", "--processes", "1", "--threads", "2"],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def kill(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and its forked children: no chance to clean up."""
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
-@pytest.fixture
-def worker_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            kill(process)
 
 
 def outbox_rows() -> list[sa.Row]:
