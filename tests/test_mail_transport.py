@@ -148,3 +148,68 @@ def test_dkim_signature_covers_list_unsubscribe_and_verifies():
     assert dkim.verify(signed, dnsfunc=dns)
     tampered = signed.replace(b"https://kgi.example.org/u/1", b"https://evil.example/u/1")
     assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+TLS = __import__("pathlib").Path(__file__).parent / "fixtures" / "tls"
+
+
+def _tls_server(**options):
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS / "test-only-cert.pem", TLS / "test-only-key.pem")
+    return context
+
+
+def test_starttls_and_authentication():
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        return AuthResult(
+            success=isinstance(auth_data, LoginPassword) and auth_data.password == b"s3cret",
+            handled=False,  # let aiosmtpd answer 535 itself
+        )
+
+    server = CountingServer(
+        tls_context=_tls_server(),
+        require_starttls=True,
+        authenticator=authenticator,
+    )
+    server.start()
+    try:
+        ca = TLS / "test-only-cert.pem"
+        with SMTPTransport(
+            f"smtp://kgi:s3cret@127.0.0.1:{server.port}?starttls=true&cafile={ca}"
+        ) as transport:
+            transport.send(message())
+        assert len(server.mails) == 1
+        with (
+            pytest.raises(PermanentMailError) as wrong,
+            SMTPTransport(
+                f"smtp://kgi:wrong@127.0.0.1:{server.port}?starttls=true&cafile={ca}&timeout=5"
+            ) as transport,
+        ):
+            transport.send(message())
+        assert wrong.value.code == 535
+        # Without trusting the server's certificate the connection is refused, not downgraded.
+        with (
+            pytest.raises(TemporaryMailError),
+            SMTPTransport(
+                f"smtp://kgi:s3cret@127.0.0.1:{server.port}?starttls=true&timeout=5"
+            ) as transport,
+        ):
+            transport.send(message())
+    finally:
+        server.stop()
+
+
+def test_implicit_tls():
+    server = CountingServer(server_hostname="127.0.0.1", ssl_context=_tls_server())
+    server.start()
+    try:
+        ca = TLS / "test-only-cert.pem"
+        with SMTPTransport(f"smtps://127.0.0.1:{server.port}?cafile={ca}&timeout=5") as transport:
+            transport.send(message())
+        assert len(server.mails) == 1
+    finally:
+        server.stop()

@@ -41,7 +41,8 @@ class Abandoned(MailError):
 class SMTPEndpoint:
     """Where and how to connect, parsed from ``smtp://user:pass@host:587?starttls=true``.
 
-    ``smtps://`` connects with implicit TLS (port 465 by default).
+    ``smtps://`` connects with implicit TLS (port 465 by default); ``timeout=SECONDS`` and
+    ``cafile=PATH`` (a CA bundle to trust instead of the system's) are optional.
     """
 
     host: str
@@ -51,13 +52,19 @@ class SMTPEndpoint:
     username: str | None
     password: str | None
     timeout: float
+    #: CA bundle to trust instead of the system's (a private relay with its own CA).
+    cafile: str | None = None
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.cafile)
 
     @classmethod
     def from_url(cls, url: str) -> SMTPEndpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"SMTP URL must start with smtp:// or smtps://, not {url!r}")
-        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+        raw_query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        query = {k: v.lower() for k, v in raw_query.items()}
         implicit_tls = parts.scheme == "smtps"
         return cls(
             host=parts.hostname or "localhost",
@@ -67,6 +74,7 @@ class SMTPEndpoint:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             timeout=float(query.get("timeout", SMTP_TIMEOUT_SECONDS)),
+            cafile=raw_query.get("cafile"),
         )
 
 
@@ -109,14 +117,14 @@ class SMTPTransport:
     def _connect(self) -> smtplib.SMTP:
         ep = self.endpoint
         if ep.implicit_tls:
-            context = ssl.create_default_context()
+            context = ep.tls_context()
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 ep.host, ep.port, timeout=ep.timeout, context=context
             )
         else:
             smtp = smtplib.SMTP(ep.host, ep.port, timeout=ep.timeout)
             if ep.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ep.tls_context())
         if ep.username:
             smtp.login(ep.username, ep.password or "")
         # send_raw writes the final dot separately after the body; without TCP_NODELAY,
