@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -31,7 +32,7 @@ MIGRATION_DIRS: dict[str, Path] = {
 }
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Hand transaction control to SQLAlchemy, so the "begin" hook below decides how to begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()

@@ -200,8 +200,9 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
         "feed_url": query.url("json"),
         "language": query.selection.language or "de",
         "authors": [{"name": "KGI-Infobrief"}],
-        "items": [],
     }
+    entries: list[dict[str, object]] = []
+    feed["items"] = entries
     if has_next:
         feed["next_url"] = query.url("json", query.page + 1)
     for item in items:
@@ -225,7 +226,7 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
             entry["image"] = settings.absolute_url(image) if image.startswith("/") else image
         if item.author:
             entry["authors"] = [{"name": item.author}]
-        feed["items"].append(entry)  # type: ignore[attr-defined]
+        entries.append(entry)
     return json.dumps(feed, ensure_ascii=False, indent=1).encode()
 
 

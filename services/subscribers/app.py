@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool
@@ -315,7 +316,7 @@ async def internal_audience(request: Request) -> Response:
     require_service(request)
     language = request.query_params.get("language", "de")
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         # Many lines per chunk: each chunk crosses from the worker thread to the event loop.
         lines: list[str] = []
         for subscriber in audience.confirmed(language, AUDIENCE_CHUNK):

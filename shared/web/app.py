@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from shared.i18n import LANGUAGE_COOKIE, normalise_language
 from shared.web.errors import EXCEPTION_HANDLERS
@@ -51,7 +51,9 @@ class LanguageCookieMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
 
-def create_service_app(routes: Sequence[BaseRoute], lifespan=None) -> Starlette:  # type: ignore[no-untyped-def]
+def create_service_app(
+    routes: Sequence[BaseRoute], lifespan: Lifespan[Starlette] | None = None
+) -> Starlette:
     """A Starlette app with the platform's session, language and error handling."""
     return Starlette(
         routes=routes,
