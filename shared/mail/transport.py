@@ -135,19 +135,10 @@ class SMTPTransport:
 
     def send(self, message: EmailMessage, envelope_from: str | None = None) -> None:
         """Send ``message`` to its To address; raises TemporaryMailError or PermanentMailError."""
-        try:
-            self._send_once(message, envelope_from)
-        except smtplib.SMTPServerDisconnected:
-            # A reused connection may have been closed by the server while idle: one fresh try.
-            self.close()
-            try:
-                self._send_once(message, envelope_from)
-            except Exception as exc:
-                self._drop_after(exc)
-                raise classify(exc) from exc
-        except Exception as exc:
-            self._drop_after(exc)
-            raise classify(exc) from exc
+        from shared.mail.message import envelope_sender
+
+        recipient = message["To"].addresses[0].addr_spec
+        self.send_raw(envelope_from or envelope_sender(), recipient, message.as_bytes())
 
     def send_raw(
         self,
@@ -226,13 +217,9 @@ class SMTPTransport:
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
 
-    def _send_once(self, message: EmailMessage, envelope_from: str | None) -> None:
-        if self._smtp is None:
-            self._smtp = self._connect()
-        self._smtp.send_message(message, from_addr=envelope_from)
-
     def _drop_after(self, exc: BaseException) -> None:
-        # After a reply error the session is still usable (smtplib sent RSET);
+        # After a reply error the session is still usable (we sent RSET, or the
+        # transaction ended with the reply to the final dot);
         # after a connection problem it is not.
         if not isinstance(exc, smtplib.SMTPResponseException):
             self.close()
