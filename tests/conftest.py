@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests import event_loop_guard
 from tests.smtp_server import RecordingSMTPServer
 
 
@@ -48,6 +49,8 @@ ENV = Environment()
 
 def pytest_configure(config: pytest.Config) -> None:
     from shared.redis_server import RedisServer
+
+    event_loop_guard.install()
 
     ENV.redis = RedisServer(ENV.root / "redis", port=free_port()).start()
     ENV.smtp.start()
@@ -130,7 +133,12 @@ def clean_state() -> Iterator[None]:
     with engine("newsletter").begin() as conn:
         for table in reversed(newsletter_store.metadata.sorted_tables):
             conn.execute(table.delete())
+    event_loop_guard.take()
     yield
+    blocked = event_loop_guard.take()
+    assert not blocked, "blocking calls on the event loop:\n" + "\n".join(
+        f"  {what} at {where}" for what, where in sorted(set(blocked))
+    )
 
 
 @pytest.fixture

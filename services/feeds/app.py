@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +21,7 @@ from shared.database import read_connection
 from shared.i18n import LANGUAGES
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
+from shared.web.conditional import conditional_response
 from shared.web.csrf import verify_csrf
 from shared.web.forms import read_form
 from shared.web.sessions import current_user
@@ -53,26 +53,14 @@ def selection_from(request: Request) -> tuple[ItemFilter, int]:
 
 def conditional(request: Request, rendered: cache.Rendered) -> Response:
     """The rendered body, or 304 when the client's copy is current."""
-    headers = {
-        "ETag": rendered.etag,
-        "Last-Modified": format_datetime(rendered.last_modified, usegmt=True),
-        "Cache-Control": f"public, max-age={FEED_MAX_AGE_SECONDS}",
-        "Vary": "Accept-Encoding",
-    }
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        if (
-            rendered.etag in [tag.strip() for tag in if_none_match.split(",")]
-            or if_none_match.strip() == "*"
-        ):
-            return Response(status_code=304, headers=headers)
-    elif since := request.headers.get("if-modified-since"):
-        try:
-            if rendered.last_modified <= parsedate_to_datetime(since):
-                return Response(status_code=304, headers=headers)
-        except (TypeError, ValueError):
-            pass
-    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+    return conditional_response(
+        request,
+        rendered.body,
+        rendered.media_type,
+        rendered.etag,
+        rendered.last_modified,
+        FEED_MAX_AGE_SECONDS,
+    )
 
 
 # --- public --------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -13,13 +15,17 @@ from starlette.responses import RedirectResponse, Response
 from shared.accounts.store import ROLES
 from shared.web.sessions import current_user
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+#: An endpoint as Starlette accepts it: ``async def`` for work that awaits, or a plain
+#: ``def`` for blocking work (database, Redis), which then runs in the threadpool.
+Endpoint = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
 
 
-def login_required(role: str = "editor") -> Callable[[Endpoint], Endpoint]:
+def login_required(
+    role: str = "editor",
+) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
     """Send anonymous visitors to the login page; refuse roles weaker than ``role``."""
 
-    def decorate(endpoint: Endpoint) -> Endpoint:
+    def decorate(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
             user = current_user(request)
@@ -30,7 +36,10 @@ def login_required(role: str = "editor") -> Callable[[Endpoint], Endpoint]:
                 return RedirectResponse(f"/login?next={target}", status_code=303)
             if ROLES.index(user["role"]) < ROLES.index(role):
                 raise HTTPException(403, "Only an administrator may do this.")
-            return await endpoint(request)
+            if inspect.iscoroutinefunction(endpoint):
+                return await endpoint(request)
+            # A plain function blocks: keep it off the event loop, as Starlette would.
+            return await run_in_threadpool(endpoint, request)
 
         return guarded
 
