@@ -159,6 +159,18 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    from shared.accounts.store import remove_user
+    from shared.database import migrate
+
+    migrate("accounts")
+    if not remove_user(args.email):
+        print(f"There is no account {args.email}.", file=sys.stderr)
+        return 1
+    print(f"Removed {args.email}; its sessions have ended.")
+    return 0
+
+
 def cmd_subscribers_import(args: argparse.Namespace) -> int:
     from services.subscribers.transfer import ImportRefused, decode_csv, import_csv
     from shared.database import migrate
@@ -314,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     add.set_defaults(func=cmd_users_add)
+    remove = users.add_parser("remove", help="delete an account and end its sessions")
+    remove.add_argument("email")
+    remove.set_defaults(func=cmd_users_remove)
 
     subs = sub.add_parser("subscribers", help="subscriber lists").add_subparsers(
         dest="action", required=True

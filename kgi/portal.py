@@ -11,12 +11,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.subscribers.openapi import OPENAPI
-from shared.accounts.login import LoginThrottled, authenticate
+from shared.accounts.login import LoginThrottled, authenticate_off_loop
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
 from shared.web.csrf import verify_csrf
 from shared.web.forms import client_ip, read_form
-from shared.web.sessions import session_of
+from shared.web.sessions import log_in, log_out
 from shared.web.templates import render_page
 
 
@@ -44,7 +44,9 @@ async def login(request: Request) -> Response:
     verify_csrf(request, form)
     email = str(form.get("email", ""))[:254]
     try:
-        user = authenticate(email, str(form.get("password", ""))[:1024], client_ip(request))
+        user = await authenticate_off_loop(
+            email, str(form.get("password", ""))[:1024], client_ip(request)
+        )
     except LoginThrottled:
         raise HTTPException(
             429,
@@ -58,16 +60,14 @@ async def login(request: Request) -> Response:
             {"next": next_url, "error": "E-mail address or password is wrong.", "email": email},
             status_code=401,
         )
-    session = session_of(request)
-    session.clear()  # a fresh session (and CSRF token) on login: no session fixation.
-    session["user"] = {"id": user.id, "email": user.email, "role": user.role}
+    await log_in(request, user.id)
     return RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
 
 
 async def logout(request: Request) -> Response:
     form = await read_form(request)
     verify_csrf(request, form)
-    session_of(request).clear()
+    await log_out(request)
     return RedirectResponse("/", status_code=303)
 
 

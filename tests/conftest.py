@@ -110,7 +110,7 @@ def clean_state() -> Iterator[None]:
     import sqlalchemy as sa
 
     from services.subscribers import store
-    from shared.accounts.store import users
+    from shared.accounts.store import sessions, users
     from shared.database import engine
     from shared.redis_client import get_redis
 
@@ -120,6 +120,7 @@ def clean_state() -> Iterator[None]:
         for table in reversed(store.metadata.sorted_tables):
             conn.execute(table.delete())
     with engine("accounts").begin() as conn:
+        conn.execute(sa.delete(sessions))
         conn.execute(sa.delete(users))
     from services.feeds import cache as feed_cache
     from services.feeds import store as feed_store

@@ -25,6 +25,23 @@ users = sa.Table(
     sa.Column("last_login_at", UTCDateTime),
 )
 
+#: Live login sessions (see shared.accounts.sessions): one row per logged-in browser.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    # SHA-256 of the token: a leaked database dump gives nobody a usable session.
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.Integer,
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class User:
@@ -46,7 +63,10 @@ def find_user(email: str) -> User | None:
 
 
 def save_user(email: str, password_hash: str, role: str) -> User:
-    """Create the account, or replace its password and role when it exists."""
+    """Create the account, or replace its password and role when it exists.
+
+    Replacing them ends every session of the account: whoever logged in with the old
+    password, or holds the old role, must log in again."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     existing = find_user(email)
@@ -57,6 +77,7 @@ def save_user(email: str, password_hash: str, role: str) -> User:
                 .where(users.c.id == existing.id)
                 .values(password_hash=password_hash, role=role)
             )
+            conn.execute(sessions.delete().where(sessions.c.user_id == existing.id))
         else:
             conn.execute(
                 users.insert().values(
@@ -78,3 +99,14 @@ def record_login(user_id: int, password_hash: str | None = None) -> None:
         values["password_hash"] = password_hash
     with engine("accounts").begin() as conn:
         conn.execute(users.update().where(users.c.id == user_id).values(**values))
+
+
+def remove_user(email: str) -> bool:
+    """Delete the account and end its sessions; False when there was none."""
+    existing = find_user(email)
+    if existing is None:
+        return False
+    with engine("accounts").begin() as conn:
+        conn.execute(sessions.delete().where(sessions.c.user_id == existing.id))
+        conn.execute(users.delete().where(users.c.id == existing.id))
+    return True

@@ -1,36 +1,82 @@
-"""The signed session cookie, shared by all services under one origin.
+"""The session cookie, shared by all services under one origin, and who is logged in.
 
-Starlette's SessionMiddleware signs the cookie with itsdangerous; every service uses the
-same secret and cookie name, so one login is valid across subscribers, feeds and newsletter.
+Starlette's SessionMiddleware keeps a small signed cookie (the CSRF token and, once
+logged in, a random session token); every service uses the same secret and cookie name.
+Whether that token still means a login is decided on the server on every request
+(:mod:`shared.accounts.sessions`): the cookie alone never grants access, and the role
+comes from the accounts table, not from the cookie.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.accounts.sessions import (
+    SESSION_LIFETIME,
+    end_session,
+    resolve_session,
+    start_session,
+)
 from shared.config import get_settings
 
 SESSION_COOKIE = "kgi_session"
 
-#: A session lasts 12 hours: a working day, not a week on a shared office computer.
-SESSION_MAX_AGE_SECONDS = 12 * 3600
+#: The cookie lives no longer than a server-side session can.
+SESSION_MAX_AGE_SECONDS = int(SESSION_LIFETIME.total_seconds())
+
+#: Key of the server-side session token inside the signed cookie.
+TOKEN_KEY = "sid"
+
+#: Scope key under which :class:`SessionUserMiddleware` leaves the logged-in account.
+USER_SCOPE_KEY = "kgi.user"
 
 
-def session_middleware() -> Middleware:
-    """The session middleware every service app installs."""
+class SessionUserMiddleware:
+    """Resolve the session token to the account once per request, off the event loop.
+
+    Runs inside SessionMiddleware. A token whose session has ended (logout elsewhere,
+    password or role change, account removed, lifetime or idle time over) is dropped
+    from the cookie, so the browser is simply logged out.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            session = scope.get("session")
+            user = None
+            token = session.get(TOKEN_KEY) if session is not None else None
+            if isinstance(token, str) and token:
+                found = await run_in_threadpool(resolve_session, token)
+                if found is None:
+                    session.pop(TOKEN_KEY, None)
+                else:
+                    user = found.as_dict()
+            scope[USER_SCOPE_KEY] = user
+        await self.app(scope, receive, send)
+
+
+def session_middleware() -> list[Middleware]:
+    """The session middleware every service app installs, outermost first."""
     settings = get_settings()
-    return Middleware(
-        SessionMiddleware,
-        secret_key=settings.secret_key,
-        session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE_SECONDS,
-        same_site="lax",
-        https_only=settings.https,
-    )
+    return [
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie=SESSION_COOKIE,
+            max_age=SESSION_MAX_AGE_SECONDS,
+            same_site="lax",
+            https_only=settings.https,
+        ),
+        Middleware(SessionUserMiddleware),
+    ]
 
 
 def session_of(connection: HTTPConnection) -> dict[str, Any]:
@@ -39,5 +85,24 @@ def session_of(connection: HTTPConnection) -> dict[str, Any]:
 
 
 def current_user(connection: HTTPConnection) -> dict[str, Any] | None:
-    """``{"id", "email", "role"}`` of the logged-in editor, or None."""
-    return session_of(connection).get("user")
+    """``{"id", "email", "role"}`` of the logged-in account, read from the database for
+    this request; None for visitors."""
+    return connection.scope.get(USER_SCOPE_KEY)
+
+
+async def log_in(connection: HTTPConnection, user_id: int) -> None:
+    """Start a server-side session and a fresh cookie (new CSRF token: no fixation)."""
+    token = await run_in_threadpool(start_session, user_id)
+    session = session_of(connection)
+    session.clear()
+    session[TOKEN_KEY] = token
+
+
+async def log_out(connection: HTTPConnection) -> None:
+    """End this browser's session on the server and empty its cookie."""
+    session = session_of(connection)
+    token = session.get(TOKEN_KEY)
+    if isinstance(token, str) and token:
+        await run_in_threadpool(end_session, token)
+    session.clear()
+    connection.scope[USER_SCOPE_KEY] = None

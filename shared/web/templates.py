@@ -12,6 +12,9 @@ from starlette.responses import HTMLResponse
 
 from shared.config import get_settings
 from shared.i18n import LANGUAGES, request_language, translate
+from shared.web.csrf import csrf_token
+from shared.web.security_headers import csp_nonce
+from shared.web.sessions import current_user
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -51,9 +54,6 @@ def render_page(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """Render a page for ``request`` in the visitor's language."""
-    from shared.web.csrf import csrf_token
-    from shared.web.sessions import current_user
-
     language = request_language(request)
     body = render_text(
         name,
@@ -61,6 +61,7 @@ def render_page(
         request=request,
         csrf_token=csrf_token(request),
         user=current_user(request),
+        csp_nonce=csp_nonce(request),
         **(context or {}),
     )
     return HTMLResponse(body, status_code=status_code, headers=headers)
