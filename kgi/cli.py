@@ -11,6 +11,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 #: Worker threads per worker process: mail sending waits on the network, not the CPU.
 DEFAULT_WORKER_THREADS = 8
@@ -20,6 +24,16 @@ def _setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: believe forwarded headers from KGI_TRUSTED_PROXY only.
+
+    uvicorn would otherwise trust FORWARDED_ALLOW_IPS or, unset, every local address,
+    so any process on the machine could make up client IPs."""
+    if settings.trusted_proxy is None:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": [settings.trusted_proxy]}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -54,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             host=args.host,
             port=settings.port,
             log_level="info",
-            proxy_headers=True,
+            **server_options(settings),
         )
     finally:
         for child in children:
@@ -78,11 +92,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kgi.site import create_service
     from shared.config import get_settings
 
+    settings = get_settings()
     uvicorn.run(
         create_service(args.service),
         host=args.host,
-        port=args.port or get_settings().port,
-        proxy_headers=True,
+        port=args.port or settings.port,
+        **server_options(settings),
     )
     return 0
 

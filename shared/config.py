@@ -8,6 +8,7 @@ name a secret key explicitly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class Settings:
     dkim_key_file: str | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
+    #: The one reverse proxy whose X-Forwarded-For / X-Forwarded-Proto are believed
+    #: (an IP address); None: no proxy, the TCP peer is the client.
+    trusted_proxy: str | None = None
 
     @property
     def production(self) -> bool:
@@ -145,6 +149,20 @@ def _secret_key(env: str, data_dir: Path) -> str:
     return key
 
 
+def _trusted_proxy() -> str | None:
+    raw = os.environ.get("KGI_TRUSTED_PROXY", "").strip()
+    if not raw:
+        return None
+    try:
+        # One address, not a list or a network: every address trusted here can make up
+        # client IPs for rate limits and the consent log.
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ConfigurationError(
+            f"KGI_TRUSTED_PROXY must be the IP address of the one reverse proxy, not {raw!r}"
+        ) from None
+
+
 def load_settings() -> Settings:
     """Read every ``KGI_*`` variable; see the README for the list and defaults."""
     env = os.environ.get("KGI_ENV", "development")
@@ -197,6 +215,7 @@ def load_settings() -> Settings:
         dkim_key_file=os.environ.get("KGI_DKIM_KEY_FILE") or None,
         dkim_selector=os.environ.get("KGI_DKIM_SELECTOR") or None,
         dkim_domain=os.environ.get("KGI_DKIM_DOMAIN") or None,
+        trusted_proxy=_trusted_proxy(),
         fetch_allow_hosts=tuple(
             h.strip() for h in os.environ.get("KGI_FETCH_ALLOW_HOSTS", "").split(",") if h.strip()
         ),
