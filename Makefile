@@ -29,7 +29,9 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-test
+	sh scripts/install-bench-tools.sh
 	$(PY) bench/signup.py
+	$(PY) bench/login_flood.py
 	$(PY) bench/feeds.py
 	$(PY) bench/dispatch.py
 
