@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from shared.config import get_settings
+from shared.tokens import secrets_equal
 
 
 def service_token() -> str:
@@ -19,11 +20,12 @@ def service_token() -> str:
 
 
 def service_headers() -> dict[str, str]:
+    """The headers a service sends on every call to another service's internal API."""
     return {"Authorization": f"Bearer {service_token()}"}
 
 
 def require_service(request: Request) -> None:
     """Raise 403 unless the request carries the service token."""
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given, service_token()):
+    if not secrets_equal(given, service_token()):
         raise HTTPException(403, "This endpoint is for the platform's own services.")

@@ -5,6 +5,7 @@ Each purpose has its own salt, so a token made for one link never works for anot
 
 from __future__ import annotations
 
+import hmac
 from functools import cache
 from typing import Any
 
@@ -39,3 +40,15 @@ def read_token(purpose: str, token: str, max_age_seconds: int | None = None) -> 
         raise ExpiredToken(purpose) from None
     except BadSignature:
         raise InvalidToken(purpose) from None
+
+
+def secrets_equal(given: str, expected: str) -> bool:
+    """Compare a secret a client sent with ours in constant time.
+
+    ``hmac.compare_digest`` refuses ``str`` with non-ASCII characters (TypeError, so a
+    500 for ``csrf_token=%C3%A4`` or a Latin-1 ``Authorization`` header); compared as
+    UTF-8 bytes any text, lone surrogates included, is simply unequal.
+    """
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )

@@ -6,13 +6,13 @@ proof in the URL and must work without a cookie; they do not use this.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from shared.tokens import secrets_equal
 from shared.web.sessions import session_of
 
 #: Name of the hidden form field that carries the token.
@@ -34,8 +34,9 @@ def csrf_token(request: Request) -> str:
 def verify_csrf(request: Request, form: FormData) -> None:
     """Raise 403 unless the form carries this session's token."""
     expected = session_of(request).get("csrf", "")
-    given = str(form.get(CSRF_FIELD, ""))
-    if not expected or not hmac.compare_digest(expected, given):
+    given = form.get(CSRF_FIELD, "")
+    # An uploaded file in the token field is no token either.
+    if not expected or not isinstance(given, str) or not secrets_equal(given, expected):
         raise HTTPException(
             403,
             "This form has expired or was sent from another site. "

@@ -29,10 +29,14 @@ TITLES = {
 }
 
 
+#: Path parts of machine-facing endpoints: public JSON APIs and the services' internal API.
+JSON_PATH_PARTS = ("/api/", "/internal/")
+
+
 def wants_json(request: Request) -> bool:
     """API paths and clients that ask for JSON get JSON errors."""
     accept = request.headers.get("accept", "")
-    return "/api/" in request.url.path or (
+    return any(part in request.url.path for part in JSON_PATH_PARTS) or (
         "application/json" in accept and "text/html" not in accept
     )
 

@@ -1,18 +1,34 @@
-"""Reading request bodies safely: size limits and content types checked before parsing."""
+"""Reading what clients send: bodies with their size and type checked before parsing,
+numbers from forms and query strings within range, and form endpoints that do their
+blocking work off the event loop."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.web.convertors import MAX_ROW_ID
+from shared.web.csrf import verify_csrf
 
 #: Largest ordinary form or JSON body (16 KiB): a sign-up is a few hundred bytes.
 SMALL_BODY_LIMIT = 16 * 1024
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+#: Highest ``?page=`` anyone can mean; a larger number is refused before any arithmetic
+#: turns it into an offset the database cannot hold.
+MAX_PAGE = 1_000_000
+
+#: What a form endpoint does once the body is read: blocking work, run in the threadpool.
+FormHandler = Callable[[Request, FormData], Response]
 
 
 def _check_size(request: Request, limit: int) -> None:
@@ -33,6 +49,19 @@ async def read_form(request: Request, limit: int = SMALL_BODY_LIMIT) -> FormData
     return await request.form(max_part_size=limit)
 
 
+def _is_encodable(data: Any) -> bool:
+    """Whether ``data`` holds only text that UTF-8 can encode.
+
+    JSON may spell a lone surrogate (``"\\ud800"``); Python decodes it into a ``str`` that
+    every later encode (database, mail, page) refuses with an error.
+    """
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def read_json(request: Request, limit: int = SMALL_BODY_LIMIT) -> dict[str, Any]:
     """A JSON object from the body; 415, 413 or 400 with a clear message otherwise."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -45,10 +74,73 @@ async def read_json(request: Request, limit: int = SMALL_BODY_LIMIT) -> dict[str
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
+        # ValueError also covers numbers of more than 4,300 digits.
         raise HTTPException(400, "The body is not valid JSON.") from None
+    except RecursionError:
+        # Thousands of nested brackets exhaust the parser's stack; no real client nests so.
+        raise HTTPException(400, "The JSON in the body is nested too deeply.") from None
     if not isinstance(data, dict):
         raise HTTPException(400, "The body must be a JSON object.")
+    if not _is_encodable(data):
+        raise HTTPException(400, "The body contains text that is not valid Unicode.")
     return data
+
+
+def form_endpoint(
+    limit: int = SMALL_BODY_LIMIT, csrf: bool = True
+) -> Callable[[FormHandler], Callable[[Request], Awaitable[Response]]]:
+    """Turn a blocking ``handler(request, form)`` into an endpoint.
+
+    The body is read on the event loop (reading awaits the client), the CSRF token
+    checked there, and the handler, which talks to the database, Redis or SMTP, runs
+    in the threadpool so it never stalls other requests.
+    """
+
+    def decorate(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            form = await read_form(request, limit)
+            if csrf:
+                verify_csrf(request, form)
+            return await run_in_threadpool(handler, request, form)
+
+        return endpoint
+
+    return decorate
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A text field's value; empty when missing or when a file was sent in its place."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _number_up_to(text: str, largest: int) -> int | None:
+    """``text`` as a whole number in 1..``largest``, else None (signs, spaces, other
+    scripts' digits and thousands of digits included: ``int()`` accepts some of those)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)):
+        return None
+    number = int(text)
+    return number if 0 < number <= largest else None
+
+
+def parse_row_id(raw: object, what: str = "item") -> int:
+    """A row id sent in a form field; 422 unless it is a whole number in 1..MAX_ROW_ID.
+
+    The database's 64-bit integers cannot even be asked about a larger one.
+    """
+    number = _number_up_to(raw.strip(), MAX_ROW_ID) if isinstance(raw, str) else None
+    if number is None:
+        raise HTTPException(422, f"There is no such {what}.")
+    return number
+
+
+def page_number(request: Request) -> int:
+    """``?page=`` as a number from 1 (the default) to MAX_PAGE; 404 for anything else."""
+    number = _number_up_to(request.query_params.get("page", "").strip() or "1", MAX_PAGE)
+    if number is None:
+        raise HTTPException(404, "There is no such page.")
+    return number
 
 
 def client_ip(request: Request) -> str:
