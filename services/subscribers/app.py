@@ -1,4 +1,9 @@
-"""Routes of the subscribers service, mounted at ``/subscribers``."""
+"""Routes of the subscribers service, mounted at ``/subscribers``.
+
+Endpoints that touch the database or Redis are plain functions (Starlette runs them in
+the threadpool) or read their body on the event loop and hand the rest to the
+threadpool (``form_endpoint``), so no request waits for another one's queries.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import json
 from collections.abc import Iterator
 
 from starlette.applications import Starlette
-from starlette.concurrency import iterate_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -17,13 +23,13 @@ from services.subscribers.openapi import OPENAPI
 from services.subscribers.store import STATUSES, Context, Subscriber
 from shared.addresses import InvalidInput
 from shared.database import read_connection
-from shared.i18n import request_language
+from shared.i18n import LANGUAGES, request_language
 from shared.service_auth import require_service
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
-from shared.web.csrf import verify_csrf
+from shared.web.convertors import MAX_ROW_ID
 from shared.web.errors import error_response
-from shared.web.forms import client_ip, read_form, read_json
+from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
 from shared.web.templates import render_page
 
 #: Name of the hidden field that only bots fill in.
@@ -52,10 +58,9 @@ async def signup_page(request: Request) -> Response:
     return render_page(request, "subscribers/signup.html", {"values": {}, "errors": {}})
 
 
-async def signup_submit(request: Request) -> Response:
-    form = await read_form(request)
-    verify_csrf(request, form)
-    fields = {key: str(form.get(key, "")) for key in ("email", "name", "language")}
+@form_endpoint()
+def signup_submit(request: Request, form: FormData) -> Response:
+    fields = {key: form_text(form, key) for key in ("email", "name", "language")}
     if form.get(HONEYPOT_FIELD):
         # A bot filled the invisible field: answer as for everyone, do nothing.
         return RedirectResponse("/subscribers/signup/sent", status_code=303)
@@ -85,20 +90,35 @@ async def signup_sent(request: Request) -> Response:
     return render_page(request, "subscribers/sent.html")
 
 
+def _json_error(
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error in the shape the OpenAPI document calls ``Error``."""
+    body: dict[str, object] = {"error": message, "status": status}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 async def api_subscribe(request: Request) -> Response:
     data = await read_json(request)
+    return await run_in_threadpool(_subscribe_from_api, request, data)
+
+
+def _subscribe_from_api(request: Request, data: dict[str, object]) -> Response:
     try:
         checked = optin.check_signup(data)
     except InvalidInput as exc:
-        return JSONResponse(
-            {"error": exc.message, "field": exc.field, "status": 422}, status_code=422
-        )
+        return _json_error(422, exc.message, exc.field)
     try:
         optin.check_client_allowance(client_ip(request))
     except optin.SignupRefused:
-        return JSONResponse(
-            {"error": "Too many sign-ups from this address. Try again in an hour.", "status": 429},
-            status_code=429,
+        return _json_error(
+            429,
+            "Too many sign-ups from this address. Try again in an hour.",
             headers={"Retry-After": "3600"},
         )
     source = str(data.get("source") or request.headers.get("referer") or request.url)[:400]
@@ -123,21 +143,21 @@ def _link_error(request: Request, exc: optin.LinkInvalid) -> Response:
     return error_response(request, 410 if exc.expired else 400, str(exc))
 
 
-async def confirm(request: Request) -> Response:
-    token = request.path_params["token"]
+def confirm_page(request: Request) -> Response:
+    """The confirmation button: a mail scanner that follows the link must not confirm."""
     try:
-        subscriber = optin.subscriber_for_confirmation(token)
+        subscriber = optin.subscriber_for_confirmation(request.path_params["token"])
     except optin.LinkInvalid as exc:
         return _link_error(request, exc)
-    if request.method == "GET":
-        # A mail scanner that follows the link must not confirm: a person presses the button.
-        return render_page(
-            request, "subscribers/confirm.html", {"subscriber": subscriber, "done": False}
-        )
-    form = await read_form(request)
-    verify_csrf(request, form)
+    return render_page(
+        request, "subscribers/confirm.html", {"subscriber": subscriber, "done": False}
+    )
+
+
+@form_endpoint()
+def confirm_submit(request: Request, form: FormData) -> Response:
     try:
-        subscriber = optin.confirm(token, _context(request))
+        subscriber = optin.confirm(request.path_params["token"], _context(request))
     except optin.LinkInvalid as exc:
         return _link_error(request, exc)
     return render_page(
@@ -152,7 +172,7 @@ def _managed(request: Request) -> Subscriber | None:
         raise HTTPException(400, str(exc)) from None
 
 
-async def unsubscribe(request: Request) -> Response:
+def unsubscribe(request: Request) -> Response:
     """GET shows a button; POST (the button, or an RFC 8058 one-click POST) unsubscribes.
 
     The POST needs no cookie or CSRF token: the signed link is the proof, and mail
@@ -166,24 +186,37 @@ async def unsubscribe(request: Request) -> Response:
     return render_page(request, "subscribers/unsubscribe.html", {"subscriber": subscriber})
 
 
-async def preferences(request: Request) -> Response:
+def _subscription(request: Request) -> Subscriber:
     subscriber = _managed(request)
     if subscriber is None:
         raise HTTPException(410, "This link is no longer valid: the subscription no longer exists.")
-    errors: dict[str, str] = {}
-    saved = False
-    if request.method == "POST":
-        form = await read_form(request)
-        verify_csrf(request, form)
-        try:
-            subscriber = optin.update_preferences(
-                subscriber,
-                {"name": form.get("name"), "language": form.get("language")},
-                _context(request),
-            )
-            saved = True
-        except InvalidInput as exc:
-            errors[exc.field] = exc.message
+    return subscriber
+
+
+def preferences_page(request: Request) -> Response:
+    return _preferences(request, _subscription(request))
+
+
+@form_endpoint()
+def preferences_submit(request: Request, form: FormData) -> Response:
+    subscriber = _subscription(request)
+    try:
+        changed = optin.update_preferences(
+            subscriber,
+            {"name": form_text(form, "name"), "language": form_text(form, "language")},
+            _context(request),
+        )
+    except InvalidInput as exc:
+        return _preferences(request, subscriber, errors={exc.field: exc.message})
+    return _preferences(request, changed, saved=True)
+
+
+def _preferences(
+    request: Request,
+    subscriber: Subscriber,
+    saved: bool = False,
+    errors: dict[str, str] | None = None,
+) -> Response:
     return render_page(
         request,
         "subscribers/preferences.html",
@@ -191,13 +224,13 @@ async def preferences(request: Request) -> Response:
             "subscriber": subscriber,
             "token": request.path_params["token"],
             "saved": saved,
-            "errors": errors,
+            "errors": errors or {},
         },
         status_code=422 if errors else 200,
     )
 
 
-async def privacy_export(request: Request) -> Response:
+def privacy_export(request: Request) -> Response:
     subscriber = _managed(request)
     data = privacy.export_data(subscriber.id) if subscriber else None
     if data is None:
@@ -207,12 +240,11 @@ async def privacy_export(request: Request) -> Response:
     )
 
 
-async def privacy_erase(request: Request) -> Response:
+@form_endpoint()
+def privacy_erase(request: Request, form: FormData) -> Response:
     subscriber = _managed(request)
     if subscriber is None:
         return render_page(request, "subscribers/erased.html")
-    form = await read_form(request)
-    verify_csrf(request, form)
     if form.get("confirm") != "yes":
         raise HTTPException(
             422, "Please tick the box to confirm that all your data should be deleted."
@@ -224,19 +256,26 @@ async def privacy_erase(request: Request) -> Response:
 # --- admin -------------------------------------------------------------------------
 
 
+def _status_filter(request: Request) -> str | None:
+    """``?status=`` when it names a status; anything else means all subscribers."""
+    status = request.query_params.get("status")
+    return status if status in STATUSES else None
+
+
 @login_required()
-async def admin_list(request: Request) -> Response:
-    query = request.query_params.get("q", "").strip()[:200]
-    status = request.query_params.get("status") or None
-    try:
-        page = max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
-        page = 1
+def admin_list(request: Request) -> Response:
+    # NUL cannot be stored or searched for (PostgreSQL refuses it in text).
+    query = request.query_params.get("q", "").replace("\x00", "").strip()[:200]
+    status = _status_filter(request)
+    page = page_number(request)
     with read_connection("subscribers") as conn:
         rows, total = store.search(
             conn, query, status, ADMIN_PAGE_SIZE, (page - 1) * ADMIN_PAGE_SIZE
         )
         counts = store.counts_by_status(conn)
+    pages = max(1, -(-total // ADMIN_PAGE_SIZE))
+    if page > pages:
+        raise HTTPException(404, f"There is no page {page}: the list has {pages}.")
     return render_page(
         request,
         "subscribers/admin/list.html",
@@ -248,13 +287,13 @@ async def admin_list(request: Request) -> Response:
             "status": status,
             "statuses": STATUSES,
             "page": page,
-            "pages": max(1, -(-total // ADMIN_PAGE_SIZE)),
+            "pages": pages,
         },
     )
 
 
 @login_required()
-async def admin_detail(request: Request) -> Response:
+def admin_detail(request: Request) -> Response:
     with read_connection("subscribers") as conn:
         subscriber = store.get(conn, request.path_params["id"])
         if subscriber is None:
@@ -266,23 +305,22 @@ async def admin_detail(request: Request) -> Response:
 
 
 @login_required()
-async def admin_export(request: Request) -> Response:
-    status = request.query_params.get("status") or None
+def admin_export(request: Request) -> Response:
     return Response(
-        transfer.export_csv(status),
+        transfer.export_csv(_status_filter(request)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="kgi-subscribers.csv"'},
     )
 
 
 @login_required(role="admin")
-async def admin_import(request: Request) -> Response:
-    if request.method == "GET":
-        return render_page(
-            request, "subscribers/admin/import.html", {"report": None, "error": None}
-        )
-    form = await read_form(request, IMPORT_BODY_LIMIT)
-    verify_csrf(request, form)
+async def admin_import_page(request: Request) -> Response:
+    return render_page(request, "subscribers/admin/import.html", {"report": None, "error": None})
+
+
+@login_required(role="admin")
+@form_endpoint(limit=IMPORT_BODY_LIMIT)
+def admin_import(request: Request, form: FormData) -> Response:
     upload = form.get("file")
     if upload is None or isinstance(upload, str) or not upload.filename:
         return render_page(
@@ -291,7 +329,8 @@ async def admin_import(request: Request) -> Response:
             {"report": None, "error": "Please choose a CSV file."},
             status_code=422,
         )
-    data = await upload.read()
+    # The spooled upload may sit on disk: reading it here, in the threadpool, is fine.
+    data = upload.file.read()
     try:
         report = transfer.import_csv(transfer.decode_csv(data), upload.filename)
     except transfer.ImportRefused as exc:
@@ -315,6 +354,8 @@ async def internal_audience(request: Request) -> Response:
     streamed, so 100,000 subscribers never sit in memory at once."""
     require_service(request)
     language = request.query_params.get("language", "de")
+    if language not in LANGUAGES:
+        return _json_error(422, "The language must be de or en.", "language")
 
     def chunks() -> Iterator[bytes]:
         # Many lines per chunk: each chunk crosses from the worker thread to the event loop.
@@ -334,8 +375,19 @@ async def internal_confirmed(request: Request) -> Response:
     """Which of the given subscriber ids are still confirmed (checked just before sending)."""
     require_service(request)
     data = await read_json(request, limit=256 * 1024)
-    ids = [i for i in data.get("ids", []) if isinstance(i, int)]
-    return JSONResponse({"confirmed": audience.still_confirmed(ids)})
+    ids = data.get("ids")
+    if (
+        not isinstance(ids, list)
+        or len(ids) > audience.MAX_CONFIRMED_IDS
+        # bool is an int to Python, but no id; ids beyond 64 bits cannot be in the table.
+        or not all(type(i) is int and 0 < i <= MAX_ROW_ID for i in ids)
+    ):
+        return _json_error(
+            422,
+            f"ids must be a list of at most {audience.MAX_CONFIRMED_IDS} subscriber ids.",
+            "ids",
+        )
+    return JSONResponse({"confirmed": await run_in_threadpool(audience.still_confirmed, ids)})
 
 
 routes = [
@@ -344,15 +396,18 @@ routes = [
     Route("/signup/sent", signup_sent, methods=["GET"]),
     Route("/api/subscriptions", api_subscribe, methods=["POST"]),
     Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
+    Route("/confirm/{token}", confirm_page, methods=["GET"]),
+    Route("/confirm/{token}", confirm_submit, methods=["POST"]),
     Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
-    Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
+    Route("/preferences/{token}", preferences_page, methods=["GET"]),
+    Route("/preferences/{token}", preferences_submit, methods=["POST"]),
     Route("/privacy/{token}/export", privacy_export, methods=["GET"]),
     Route("/privacy/{token}/erase", privacy_erase, methods=["POST"]),
     Route("/admin/", admin_list, methods=["GET"]),
     Route("/admin/export.csv", admin_export, methods=["GET"]),
-    Route("/admin/import", admin_import, methods=["GET", "POST"]),
-    Route("/admin/{id:int}", admin_detail, methods=["GET"]),
+    Route("/admin/import", admin_import_page, methods=["GET"]),
+    Route("/admin/import", admin_import, methods=["POST"]),
+    Route("/admin/{id:id}", admin_detail, methods=["GET"]),
     Route("/internal/audience", internal_audience, methods=["GET"]),
     Route("/internal/confirmed", internal_confirmed, methods=["POST"]),
 ]

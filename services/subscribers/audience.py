@@ -13,6 +13,10 @@ from services.subscribers.store import CONFIRMED, Subscriber, subscribers
 from shared.addresses import parse_address
 from shared.database import read_connection
 
+#: Most ids one ``still_confirmed`` call may ask about: a sender asks per batch of 100,
+#: and SQLite allows at most 32,766 parameters in one query.
+MAX_CONFIRMED_IDS = 1000
+
 
 def confirmed(language: str, chunk: int = 1000) -> Iterator[Subscriber]:
     """Confirmed subscribers of ``language`` in id order, read ``chunk`` rows at a time."""

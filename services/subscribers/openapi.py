@@ -1,8 +1,12 @@
-"""The OpenAPI 3.1 document of the subscribers JSON API."""
+"""The OpenAPI 3.1 document of the subscribers JSON API: the public sign-up and the
+internal API the newsletter service calls with the service token."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from services.subscribers.audience import MAX_CONFIRMED_IDS
+from shared.web.convertors import MAX_ROW_ID
 
 _ERROR = {
     "type": "object",
@@ -14,6 +18,37 @@ _ERROR = {
     "required": ["error", "status"],
 }
 
+_RECIPIENT = {
+    "type": "object",
+    "description": "One confirmed subscriber with the personal links of their mails.",
+    "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "email": {"type": "string", "description": "ASCII form (IDNA domain)."},
+        "name": {"type": "string"},
+        "unsubscribe_url": {"type": "string", "format": "uri"},
+        "preferences_url": {"type": "string", "format": "uri"},
+    },
+    "required": ["id", "email", "name", "unsubscribe_url", "preferences_url"],
+}
+
+_SUBSCRIPTION = {
+    "type": "object",
+    "properties": {
+        "email": {"type": "string", "format": "email", "maxLength": 254},
+        "name": {
+            "type": "string",
+            "maxLength": 200,
+            "description": "Display name; no line breaks or control characters.",
+        },
+        "language": {"type": "string", "enum": ["de", "en"], "default": "de"},
+        "source": {
+            "type": "string",
+            "description": "Page the sign-up came from; a long one is cut, not refused.",
+        },
+    },
+    "required": ["email"],
+}
+
 
 def _error(description: str) -> dict[str, Any]:
     return {
@@ -22,14 +57,40 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+#: Answers every operation that reads a JSON body may give.
+_BODY_ERRORS = {
+    "400": _error("The body is not a JSON object (or not valid JSON, or nested too deeply)."),
+    "413": _error("The body is too large."),
+    "415": _error("The body is not application/json."),
+}
+
+#: The answer of internal operations called without the service token.
+_FORBIDDEN = {"403": _error("The service token is missing or wrong.")}
+
+_DOCUMENT = {
+    "summary": "This document",
+    "responses": {
+        "200": {
+            "description": "The OpenAPI document.",
+            "content": _json({"type": "object", "required": ["openapi", "paths"]}),
+        }
+    },
+}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "KGI-Infobrief subscribers API",
-        "version": "1.0.0",
+        "version": "1.1.0",
         "description": (
             "Sign-up for the KGI-Infobrief with double opt-in. The answer is the same whether "
-            "the address is new or known, so the API cannot be used to find out who subscribes."
+            "the address is new or known, so the API cannot be used to find out who "
+            "subscribes. The `/subscribers/internal/` operations serve the platform's own "
+            "newsletter service and need its bearer token."
         ),
     },
     "paths": {
@@ -37,57 +98,119 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "Sign up an address (sends a confirmation mail)",
                 "operationId": "subscribe",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "email": {
-                                        "type": "string",
-                                        "format": "email",
-                                        "maxLength": 254,
-                                    },
-                                    "name": {"type": "string", "maxLength": 200},
-                                    "language": {
-                                        "type": "string",
-                                        "enum": ["de", "en"],
-                                        "default": "de",
-                                    },
-                                    "source": {
-                                        "type": "string",
-                                        "description": "Page the sign-up came from.",
-                                    },
-                                },
-                                "required": ["email"],
-                            }
-                        }
-                    },
-                },
+                "requestBody": {"required": True, "content": _json(_SUBSCRIPTION)},
                 "responses": {
                     "202": {
                         "description": "Accepted; a confirmation mail follows if possible.",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "status": {"const": "accepted"},
-                                        "message": {"type": "string"},
-                                    },
-                                }
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "status": {"const": "accepted"},
+                                    "message": {"type": "string"},
+                                },
+                                "required": ["status", "message"],
                             }
-                        },
+                        ),
                     },
-                    "400": _error("The body is not a JSON object."),
-                    "413": _error("The body is too large."),
-                    "415": _error("The body is not application/json."),
+                    **_BODY_ERRORS,
                     "422": _error("A field is invalid (see `field`)."),
                     "429": _error("Too many sign-ups from this client; see Retry-After."),
                 },
             }
-        }
+        },
+        "/subscribers/internal/audience": {
+            "get": {
+                "summary": "Confirmed subscribers of one language, streamed",
+                "description": (
+                    "One JSON object per line (`application/x-ndjson`), each a `Recipient`, "
+                    "in id order."
+                ),
+                "operationId": "audience",
+                "security": [{"serviceToken": []}],
+                "parameters": [
+                    {
+                        "name": "language",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["de", "en"], "default": "de"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Recipients as JSON lines (empty when there are none).",
+                        "content": {
+                            "application/x-ndjson": {
+                                "schema": {"$ref": "#/components/schemas/Recipient"}
+                            }
+                        },
+                    },
+                    **_FORBIDDEN,
+                    "422": _error("The language is not de or en."),
+                },
+            }
+        },
+        "/subscribers/internal/confirmed": {
+            "post": {
+                "summary": "Which of these subscribers are confirmed right now",
+                "operationId": "stillConfirmed",
+                "security": [{"serviceToken": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "ids": {
+                                    "type": "array",
+                                    "maxItems": MAX_CONFIRMED_IDS,
+                                    "items": {
+                                        "type": "integer",
+                                        "minimum": 1,
+                                        "maximum": MAX_ROW_ID,
+                                    },
+                                }
+                            },
+                            "required": ["ids"],
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "The subset of `ids` that is confirmed.",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "confirmed": {"type": "array", "items": {"type": "integer"}}
+                                },
+                                "required": ["confirmed"],
+                            }
+                        ),
+                    },
+                    **_FORBIDDEN,
+                    **_BODY_ERRORS,
+                    "422": _error(
+                        f"`ids` is not a list of at most {MAX_CONFIRMED_IDS} subscriber ids."
+                    ),
+                },
+            }
+        },
+        "/subscribers/openapi.json": {"get": {**_DOCUMENT, "operationId": "openapi"}},
+        "/openapi.json": {"get": {**_DOCUMENT, "operationId": "openapiAtRoot"}},
     },
-    "components": {"schemas": {"Error": _ERROR}},
+    "components": {
+        "schemas": {"Error": _ERROR, "Recipient": _RECIPIENT},
+        "securitySchemes": {
+            "serviceToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": (
+                    "HMAC-SHA256 of the installation's secret key over a fixed label "
+                    "(shared.service_auth.service_token); every service of one "
+                    "installation derives the same token."
+                ),
+            }
+        },
+    },
 }

@@ -86,6 +86,18 @@ def import_csv(text: str, source: str, status: str = CONFIRMED) -> ImportReport:
     documented. Pending imports are not offered: an import never sends mail.
     """
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _import_rows(reader, source, status)
+    except csv.Error as exc:
+        # A broken file (a field over the csv module's 128 KiB limit, an unbalanced quote
+        # swallowing the rest): refuse it whole, in the one transaction, nothing imported.
+        raise ImportRefused(
+            f"The file cannot be read as CSV after line {reader.line_num} ({exc}); "
+            "nothing was imported."
+        ) from None
+
+
+def _import_rows(reader: csv.DictReader[str], source: str, status: str) -> ImportReport:
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if "email" not in columns:
         raise ImportRefused("The file needs a header row with an 'email' column.")
