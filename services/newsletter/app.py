@@ -1,16 +1,21 @@
 """Routes of the newsletter service, mounted at ``/newsletter``: the public archive with
-its feeds, and the admin where issues are composed, previewed, tested and sent."""
+its feeds, and the admin where issues are composed, previewed, tested and sent.
+
+Editors compose: they create issues, edit texts and items, preview them and send a test
+to their own address. Sending reaches every subscriber, so scheduling, sending, pausing,
+resuming and cancelling are for administrators only.
+
+Every endpoint that touches the database, another service or SMTP is a plain function
+(run in the threadpool) or reads its form on the event loop and does the rest in the
+threadpool (``form_endpoint``).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from feedgen.feed import FeedGenerator
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
@@ -22,45 +27,47 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from services.newsletter import archive as archive_feeds
 from services.newsletter import compose, dispatch, peers, store
 from services.newsletter.render import public_version
 from services.newsletter.store import ISSUE_STATES, SENT, issues
 from shared.addresses import InvalidInput, parse_address
-from shared.config import get_settings
 from shared.database import read_connection
-from shared.i18n import LANGUAGES
+from shared.mail.transport import PermanentMailError
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
-from shared.web.csrf import verify_csrf
-from shared.web.forms import read_form
+from shared.web.conditional import conditional_response
+from shared.web.forms import form_endpoint, form_text, parse_row_id
 from shared.web.sessions import current_user
 from shared.web.templates import render_page
-
-#: Editors type times in the office's zone.
-LOCAL_ZONE = ZoneInfo("Europe/Berlin")
 
 #: At most this many test addresses per test send.
 MAX_TEST_ADDRESSES = 10
 
+#: Largest texts or items form (64 KiB: intro and closing hold up to 5,000 characters).
+TEXT_FORM_LIMIT = 64 * 1024
 
-def _sent_issues(language: str | None = None) -> list[store.Issue]:
-    condition = issues.c.state == SENT
-    if language in LANGUAGES:
-        condition = sa.and_(condition, issues.c.language == language)
-    with read_connection("newsletter") as conn:
-        rows = conn.execute(sa.select(issues).where(condition).order_by(issues.c.started_at.desc()))
-        return [store.Issue(**row._mapping) for row in rows]
+#: Seconds feed readers may keep an archive feed before asking again.
+FEED_MAX_AGE = 600
+
+#: Content types the candidate list can be filtered by (the feeds service's ``type``).
+CONTENT_KINDS = ("news", "conference_report")
+
+#: Longest tag filter passed on to the feeds service.
+MAX_TAG_LENGTH = 100
 
 
 # --- public archive -------------------------------------------------------------------
 
 
-async def archive(request: Request) -> Response:
+def archive(request: Request) -> Response:
     language = request.query_params.get("lang")
-    return render_page(request, "newsletter/archive.html", {"issues": _sent_issues(language)})
+    return render_page(
+        request, "newsletter/archive.html", {"issues": archive_feeds.sent_issues(language)}
+    )
 
 
-async def archive_issue(request: Request) -> Response:
+def archive_issue(request: Request) -> Response:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, request.path_params["id"])
     if issue is None or issue.state != SENT or not issue.rendered_html:
@@ -69,39 +76,13 @@ async def archive_issue(request: Request) -> Response:
     return HTMLResponse(page, headers={"Cache-Control": "public, max-age=3600"})
 
 
-async def archive_feed(request: Request) -> Response:
+def archive_feed(request: Request) -> Response:
     fmt = request.path_params["fmt"]
-    if fmt not in ("rss", "atom"):
+    if fmt not in archive_feeds.FEED_MEDIA_TYPES:
         raise HTTPException(404, "There is nothing at this address.")
-    settings = get_settings()
-    sent = _sent_issues()[:50]
-    feed = FeedGenerator()
-    feed.id(settings.absolute_url("/newsletter/archive/"))
-    feed.title("KGI-Infobrief – Archiv")
-    feed.subtitle("Alle Ausgaben des KGI-Infobriefs")
-    feed.link(href=settings.absolute_url(f"/newsletter/archive/feed.{fmt}"), rel="self")
-    feed.link(href=settings.absolute_url("/newsletter/archive/"), rel="alternate")
-    feed.language("de")
-    feed.updated(
-        max(
-            (i.finished_at or i.updated_at for i in sent),
-            default=datetime(2026, 1, 1, tzinfo=LOCAL_ZONE),
-        )
-    )
-    for issue in reversed(sent):
-        entry = feed.add_entry()
-        url = settings.absolute_url(issue.archive_path)
-        entry.id(url)
-        entry.guid(url, permalink=True)
-        entry.title(issue.subject)
-        entry.link(href=url)
-        entry.published(issue.started_at)
-        entry.updated(issue.finished_at or issue.updated_at)
-        entry.summary(issue.preheader or issue.subject)
-    body = feed.rss_str(pretty=True) if fmt == "rss" else feed.atom_str(pretty=True)
-    media = "application/rss+xml" if fmt == "rss" else "application/atom+xml"
-    return Response(
-        body, media_type=f"{media}; charset=utf-8", headers={"Cache-Control": "public, max-age=600"}
+    feed = archive_feeds.build_feed(fmt)
+    return conditional_response(
+        request, feed.body, feed.media_type, feed.etag, feed.last_modified, FEED_MAX_AGE
     )
 
 
@@ -112,6 +93,10 @@ def _actor(request: Request) -> str:
     return current_user(request)["email"]
 
 
+def _is_admin(request: Request) -> bool:
+    return current_user(request)["role"] == "admin"
+
+
 def _issue_or_404(issue_id: int) -> store.Issue:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, issue_id)
@@ -120,10 +105,15 @@ def _issue_or_404(issue_id: int) -> store.Issue:
     return issue
 
 
+def _back(issue_id: int, message: str | None = None) -> RedirectResponse:
+    suffix = f"?message={message}" if message else ""
+    return RedirectResponse(f"/newsletter/admin/{issue_id}{suffix}", status_code=303)
+
+
 @login_required()
-async def admin_list(request: Request) -> Response:
+def admin_list(request: Request) -> Response:
     with read_connection("newsletter") as conn:
-        rows = conn.execute(sa.select(issues).order_by(issues.c.created_at.desc()).limit(200))
+        rows = conn.execute(issues.select().order_by(issues.c.created_at.desc()).limit(200))
         found = [store.Issue(**row._mapping) for row in rows]
     return render_page(
         request, "newsletter/admin/list.html", {"issues": found, "states": ISSUE_STATES}
@@ -131,38 +121,42 @@ async def admin_list(request: Request) -> Response:
 
 
 @login_required()
-async def admin_new(request: Request) -> Response:
-    form = await read_form(request)
-    verify_csrf(request, form)
+@form_endpoint()
+def admin_new(request: Request, form: FormData) -> Response:
     try:
         issue = compose.create_issue(
-            str(form.get("language", "de")), _actor(request), str(form.get("subject", "")) or None
+            form_text(form, "language") or "de", _actor(request), form_text(form, "subject") or None
         )
     except compose.ComposeError as exc:
         raise HTTPException(422, str(exc)) from None
     return RedirectResponse(f"/newsletter/admin/{issue.id}", status_code=303)
 
 
+def _candidates(
+    request: Request, issue: store.Issue, contents: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Published items not yet in the issue, filtered by ``?type=`` and ``?tag=``, and
+    the feeds service's error message (None when it answered)."""
+    kind = request.query_params.get("type")
+    tag = request.query_params.get("tag", "").strip()[:MAX_TAG_LENGTH] or None
+    try:
+        available = peers.published_items(
+            issue.language, kind=kind if kind in CONTENT_KINDS else None, tag=tag
+        )
+    except peers.PeerUnavailable as exc:
+        return [], str(exc)
+    present = {item["id"] for item in contents}
+    return [item for item in available if item["id"] not in present], None
+
+
 @login_required()
-async def admin_issue(request: Request) -> Response:
+def admin_issue(request: Request) -> Response:
     issue = _issue_or_404(request.path_params["id"])
     with read_connection("newsletter") as conn:
         contents = store.issue_contents(conn, issue.id)
         history = store.issue_history(conn, issue.id)
-    candidates: list[dict[str, Any]] = []
-    candidates_error = None
-    if issue.state in compose.EDITABLE:
-        kind = request.query_params.get("type") or None
-        tag = request.query_params.get("tag") or None
-        try:
-            present = {item["id"] for item in contents}
-            # In a thread: the feeds service may be this very process (kgi run).
-            available = await run_in_threadpool(
-                peers.published_items, issue.language, kind=kind, tag=tag
-            )
-            candidates = [item for item in available if item["id"] not in present]
-        except peers.PeerUnavailable as exc:
-            candidates_error = str(exc)
+    editable = issue.state in compose.EDITABLE
+    candidates, candidates_error = _candidates(request, issue, contents) if editable else ([], None)
     progress = (
         dispatch.progress(issue.id)
         if issue.audience_count or issue.state in ("sending", "paused")
@@ -178,28 +172,23 @@ async def admin_issue(request: Request) -> Response:
             "candidates": candidates,
             "candidates_error": candidates_error,
             "progress": progress,
-            "editable": issue.state in compose.EDITABLE,
+            "editable": editable,
+            "may_send": _is_admin(request),
             "since_last": compose.last_issue_start(issue.language, issue.id),
             "message": request.query_params.get("message"),
-            "local_zone": LOCAL_ZONE,
+            "local_zone": compose.LOCAL_ZONE,
         },
     )
 
 
-def _back(issue_id: int, message: str | None = None) -> RedirectResponse:
-    suffix = f"?message={message}" if message else ""
-    return RedirectResponse(f"/newsletter/admin/{issue_id}{suffix}", status_code=303)
-
-
 @login_required()
-async def admin_texts(request: Request) -> Response:
-    form = await read_form(request, 64 * 1024)
-    verify_csrf(request, form)
+@form_endpoint(limit=TEXT_FORM_LIMIT)
+def admin_texts(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
     try:
         compose.update_texts(
             issue_id,
-            {k: form.get(k) for k in ("subject", "preheader", "intro", "closing")},
+            {k: form_text(form, k) for k in ("subject", "preheader", "intro", "closing")},
             _actor(request),
         )
     except compose.ComposeError as exc:
@@ -207,104 +196,105 @@ async def admin_texts(request: Request) -> Response:
     return _back(issue_id, "saved")
 
 
+def _row_ids(raw: list[Any]) -> list[int]:
+    return [parse_row_id(value) for value in raw]
+
+
 @login_required()
-async def admin_items(request: Request) -> Response:
-    form = await read_form(request, 64 * 1024)
-    verify_csrf(request, form)
+@form_endpoint(limit=TEXT_FORM_LIMIT)
+def admin_items(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
-    action = form.get("action")
+    action = form_text(form, "action")
     actor = _actor(request)
     try:
         if action == "add":
-            ids = [int(v) for v in form.getlist("content_id") if str(v).isdigit()]
-            await run_in_threadpool(compose.add_items_by_id, issue_id, ids, actor)
+            compose.add_items_by_id(issue_id, _row_ids(form.getlist("content_id")), actor)
         elif action == "add_since_last":
-            await run_in_threadpool(compose.add_since, issue_id, actor)
+            compose.add_since(issue_id, actor)
         elif action in ("up", "down"):
-            compose.move_item(
-                issue_id, int(str(form.get("row_id"))), -1 if action == "up" else 1, actor
-            )
+            row_id = parse_row_id(form.get("row_id"))
+            compose.move_item(issue_id, row_id, -1 if action == "up" else 1, actor)
         elif action == "remove":
-            compose.remove_item(issue_id, int(str(form.get("row_id"))), actor)
+            compose.remove_item(issue_id, parse_row_id(form.get("row_id")), actor)
         elif action == "order":
-            compose.set_order(
-                issue_id,
-                [int(v) for v in str(form.get("order", "")).split(",") if v.isdigit()],
-                actor,
-            )
+            order = form_text(form, "order")
+            compose.set_order(issue_id, _row_ids(order.split(",") if order else []), actor)
         else:
             raise HTTPException(400, "Unknown action.")
     except (compose.ComposeError, peers.PeerUnavailable) as exc:
         raise HTTPException(422, str(exc)) from None
-    except ValueError:
-        raise HTTPException(400, "The request could not be understood") from None
     return _back(issue_id)
 
 
 @login_required()
-async def admin_preview(request: Request) -> Response:
+def admin_preview(request: Request) -> Response:
+    fmt = request.path_params["fmt"]
+    if fmt not in ("html", "txt"):
+        raise HTTPException(404, "There is nothing at this address.")
     issue = _issue_or_404(request.path_params["id"])
     page, text = public_version(dispatch.rendered_of(issue))
-    if request.path_params["fmt"] == "txt":
-        return PlainTextResponse(text)
-    return HTMLResponse(page)
+    return PlainTextResponse(text) if fmt == "txt" else HTMLResponse(page)
 
 
-@login_required()
-async def admin_test(request: Request) -> Response:
-    form = await read_form(request)
-    verify_csrf(request, form)
-    issue_id = request.path_params["id"]
+def _test_addresses(request: Request, form: FormData) -> list[str]:
+    """The addresses a test goes to: up to MAX_TEST_ADDRESSES for an administrator, only
+    their own for an editor (a test is a real mail; editors send no mail to others)."""
     raw = [
         part.strip()
-        for part in str(form.get("addresses", "")).replace(";", ",").split(",")
+        for part in form_text(form, "addresses").replace(";", ",").split(",")
         if part.strip()
     ]
     if not raw or len(raw) > MAX_TEST_ADDRESSES:
         raise HTTPException(422, f"Please give one to {MAX_TEST_ADDRESSES} addresses.")
     try:
-        addresses = [parse_address(address).ascii for address in raw]
+        addresses = [parse_address(address) for address in raw]
     except InvalidInput as exc:
         raise HTTPException(422, exc.message) from None
+    own = parse_address(_actor(request)).key
+    if not _is_admin(request) and any(address.key != own for address in addresses):
+        raise HTTPException(403, "Editors may send a test only to their own address.")
+    return [address.ascii for address in addresses]
+
+
+@login_required()
+@form_endpoint()
+def admin_test(request: Request, form: FormData) -> Response:
+    issue_id = request.path_params["id"]
+    _issue_or_404(issue_id)
+    addresses = _test_addresses(request, form)
     try:
-        await run_in_threadpool(dispatch.send_test, issue_id, addresses, _actor(request))
+        dispatch.send_test(issue_id, addresses, _actor(request))
+    except PermanentMailError as exc:
+        # The relay refuses this address or message: the editor's input, not an outage.
+        raise HTTPException(422, f"The mail server refused the test mail: {exc}") from None
     except Exception as exc:  # a mail server problem must reach the editor as a message
         raise HTTPException(503, f"The test mail could not be sent: {exc}") from None
     return _back(issue_id, "test-sent")
 
 
-@login_required()
-async def admin_schedule(request: Request) -> Response:
-    form = await read_form(request)
-    verify_csrf(request, form)
+@login_required(role="admin")
+@form_endpoint()
+def admin_schedule(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
-    raw = str(form.get("scheduled_at", "")).strip()
     try:
-        when = datetime.fromisoformat(raw).replace(tzinfo=LOCAL_ZONE) if raw else None
+        when = compose.parse_send_time(form_text(form, "scheduled_at"))
         compose.schedule(issue_id, when, _actor(request))
-    except ValueError as exc:
-        raise HTTPException(
-            422,
-            str(exc)
-            if isinstance(exc, compose.ComposeError)
-            else "Please give date and time as YYYY-MM-DDTHH:MM.",
-        ) from None
-    return _back(issue_id, "scheduled" if raw else None)
+    except compose.ComposeError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return _back(issue_id, "scheduled" if when else None)
 
 
 @login_required(role="admin")
-async def admin_control(request: Request) -> Response:
-    form = await read_form(request)
-    verify_csrf(request, form)
+@form_endpoint()
+def admin_control(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
     action = request.path_params["action"]
     actor = _actor(request)
     try:
         if action == "send":
-            # In a thread: the audience comes over HTTP, perhaps from this very process.
-            await run_in_threadpool(dispatch.start, issue_id, actor)
+            dispatch.start(issue_id, actor)
         elif action == "pause":
-            dispatch.pause(issue_id, actor, "paused by an editor")
+            dispatch.pause(issue_id, actor, "paused by an administrator")
         elif action == "resume":
             dispatch.resume(issue_id, actor)
         elif action == "cancel":
@@ -319,7 +309,7 @@ async def admin_control(request: Request) -> Response:
 
 
 @login_required()
-async def admin_progress(request: Request) -> Response:
+def admin_progress(request: Request) -> Response:
     _issue_or_404(request.path_params["id"])
     p = dispatch.progress(request.path_params["id"])
     return JSONResponse({**p.__dict__, "percent": round(p.percent, 1)})
@@ -328,17 +318,17 @@ async def admin_progress(request: Request) -> Response:
 routes = [
     Route("/archive/", archive, methods=["GET"]),
     Route("/archive/feed.{fmt}", archive_feed, methods=["GET"]),
-    Route("/archive/{id:int}", archive_issue, methods=["GET"]),
+    Route("/archive/{id:id}", archive_issue, methods=["GET"]),
     Route("/admin/", admin_list, methods=["GET"]),
     Route("/admin/new", admin_new, methods=["POST"]),
-    Route("/admin/{id:int}", admin_issue, methods=["GET"]),
-    Route("/admin/{id:int}/texts", admin_texts, methods=["POST"]),
-    Route("/admin/{id:int}/items", admin_items, methods=["POST"]),
-    Route("/admin/{id:int}/preview.{fmt}", admin_preview, methods=["GET"]),
-    Route("/admin/{id:int}/test", admin_test, methods=["POST"]),
-    Route("/admin/{id:int}/schedule", admin_schedule, methods=["POST"]),
-    Route("/admin/{id:int}/progress.json", admin_progress, methods=["GET"]),
-    Route("/admin/{id:int}/{action}", admin_control, methods=["POST"]),
+    Route("/admin/{id:id}", admin_issue, methods=["GET"]),
+    Route("/admin/{id:id}/texts", admin_texts, methods=["POST"]),
+    Route("/admin/{id:id}/items", admin_items, methods=["POST"]),
+    Route("/admin/{id:id}/preview.{fmt}", admin_preview, methods=["GET"]),
+    Route("/admin/{id:id}/test", admin_test, methods=["POST"]),
+    Route("/admin/{id:id}/schedule", admin_schedule, methods=["POST"]),
+    Route("/admin/{id:id}/progress.json", admin_progress, methods=["GET"]),
+    Route("/admin/{id:id}/{action}", admin_control, methods=["POST"]),
 ]
 
 

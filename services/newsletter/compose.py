@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -15,6 +16,16 @@ from shared.i18n import LANGUAGES, translate
 
 #: States in which an issue can still be edited.
 EDITABLE = (DRAFT, SCHEDULED, OVERDUE)
+
+#: Editors type times in the office's zone.
+LOCAL_ZONE = ZoneInfo("Europe/Berlin")
+
+#: Furthest ahead an issue can be scheduled: later than a year is a mistyped year.
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+
+#: Characters allowed in texts besides printable ones: line breaks and tabs (in the
+#: multi-line fields); other control characters are paste accidents or attacks.
+TEXT_CONTROL_CHARACTERS = "\n\r\t"
 
 MONTHS_DE = (
     "Januar",
@@ -45,6 +56,8 @@ def _text(value: Any, limit: int) -> str:
     text = str(value or "").strip()
     if any(ch in text for ch in "\r\n") and limit <= 200:
         raise ComposeError("Subject and preheader must be one line.")
+    if any((ord(ch) < 32 or ord(ch) == 127) and ch not in TEXT_CONTROL_CHARACTERS for ch in text):
+        raise ComposeError("The text contains control characters.")
     if len(text) > limit:
         raise ComposeError(f"At most {limit} characters, please.")
     return text
@@ -236,11 +249,31 @@ def _renumber(conn: sa.Connection, row_ids: list[int]) -> None:
         )
 
 
+def parse_send_time(raw: str) -> datetime | None:
+    """A time typed into the schedule form (``YYYY-MM-DDTHH:MM``, German time unless it
+    names an offset) in UTC; None when empty. Raises ComposeError with the reason."""
+    if not raw.strip():
+        return None
+    try:
+        typed = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ComposeError("Please give date and time as YYYY-MM-DDTHH:MM.") from None
+    if typed.tzinfo is None:
+        typed = typed.replace(tzinfo=LOCAL_ZONE)
+    try:
+        # 0001-01-01T00:30 in Berlin is before the year 1 in UTC: no datetime can hold it.
+        return typed.astimezone(UTC)
+    except OverflowError:
+        raise ComposeError("Please choose a time within the next year.") from None
+
+
 def schedule(issue_id: int, when: datetime | None, actor: str) -> None:
     """Send at ``when`` (None: back to draft)."""
     now = utcnow()
     if when is not None and when <= now:
         raise ComposeError("The time lies in the past.")
+    if when is not None and when > now + MAX_SCHEDULE_AHEAD:
+        raise ComposeError("Please choose a time within the next year.")
     with engine("newsletter").begin() as conn:
         issue = _editable(conn, issue_id)
         if when is not None and not store.issue_contents(conn, issue_id):

@@ -1,0 +1,81 @@
+"""The public archive: which issues it lists, and its RSS and Atom feeds."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from feedgen.feed import FeedGenerator
+
+from services.newsletter import store
+from services.newsletter.store import SENT, issues
+from shared.config import get_settings
+from shared.database import read_connection
+from shared.i18n import LANGUAGES
+
+#: The feed formats served at ``/newsletter/archive/feed.{format}``, with their media types.
+FEED_MEDIA_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
+
+#: Issues in a feed: the newest ones; the archive page lists them all.
+FEED_LENGTH = 50
+
+#: ``updated`` of a feed without issues: a fixed date, so its validators stay stable.
+EMPTY_ARCHIVE_UPDATED = datetime(2026, 1, 1, tzinfo=UTC)
+
+#: Who the feed is by: RFC 4287 requires an author on an Atom feed whose entries have none.
+FEED_AUTHOR = "KGI-Infobrief"
+
+
+@dataclass(frozen=True)
+class ArchiveFeed:
+    """A rendered feed with what a conditional GET compares."""
+
+    body: bytes
+    media_type: str
+    etag: str
+    last_modified: datetime
+
+
+def sent_issues(language: str | None = None) -> list[store.Issue]:
+    """Sent issues, newest first; only those in ``language`` when it is one of ours."""
+    condition = issues.c.state == SENT
+    if language in LANGUAGES:
+        condition = sa.and_(condition, issues.c.language == language)
+    with read_connection("newsletter") as conn:
+        rows = conn.execute(sa.select(issues).where(condition).order_by(issues.c.started_at.desc()))
+        return [store.Issue(**row._mapping) for row in rows]
+
+
+def build_feed(fmt: str) -> ArchiveFeed:
+    """The archive feed in ``fmt`` (a key of FEED_MEDIA_TYPES)."""
+    settings = get_settings()
+    sent = sent_issues()[:FEED_LENGTH]
+    updated = max((i.finished_at or i.updated_at for i in sent), default=EMPTY_ARCHIVE_UPDATED)
+    feed = FeedGenerator()
+    feed.id(settings.absolute_url("/newsletter/archive/"))
+    feed.title("KGI-Infobrief – Archiv")
+    feed.subtitle("Alle Ausgaben des KGI-Infobriefs")
+    feed.author({"name": FEED_AUTHOR, "uri": settings.absolute_url("/")})
+    feed.link(href=settings.absolute_url(f"/newsletter/archive/feed.{fmt}"), rel="self")
+    feed.link(href=settings.absolute_url("/newsletter/archive/"), rel="alternate")
+    feed.language("de")
+    feed.updated(updated)
+    # feedgen stamps RSS with the time of rendering otherwise: the body, and so its
+    # ETag, would change on every request.
+    feed.lastBuildDate(updated)
+    for issue in reversed(sent):
+        entry = feed.add_entry()
+        url = settings.absolute_url(issue.archive_path)
+        entry.id(url)
+        entry.guid(url, permalink=True)
+        entry.title(issue.subject)
+        entry.link(href=url)
+        entry.published(issue.started_at)
+        entry.updated(issue.finished_at or issue.updated_at)
+        entry.summary(issue.preheader or issue.subject)
+    body = feed.rss_str(pretty=True) if fmt == "rss" else feed.atom_str(pretty=True)
+    # Weak: the same feed is served gzipped or not, which a strong tag would distinguish.
+    etag = f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
+    return ArchiveFeed(body, f"{FEED_MEDIA_TYPES[fmt]}; charset=utf-8", etag, updated)
