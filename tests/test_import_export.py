@@ -171,3 +171,42 @@ def test_logout_ends_the_session_everywhere(site):
     assert page.status_code == 200
     client.post("/logout", data={"csrf_token": csrf_of(page.text)})
     assert client.get("/subscribers/admin/", follow_redirects=False).status_code == 303
+
+
+def test_broken_csv_is_refused_whole_with_the_line(site):
+    header = "email,name,language,consent_source\n"
+    text = (
+        header
+        + "first@example.org,F,de,form\n"
+        + "big@example.org,"
+        + "x" * (130 * 1024)
+        + ",de,form\n"
+    )
+    with pytest.raises(
+        transfer.ImportRefused, match=r"after line \d.*field larger than field limit"
+    ):
+        transfer.import_csv(text, "big.csv")
+    assert subscriber("first@example.org") is None  # nothing imported, not half the file
+    client = login(site)
+    page = client.get("/subscribers/admin/import")
+    response = client.post(
+        "/subscribers/admin/import",
+        data={"csrf_token": csrf_of(page.text)},
+        files={"file": ("big.csv", text.encode(), "text/csv")},
+    )
+    assert response.status_code == 422 and "nothing was imported" in response.text
+
+
+def test_subscription_dates_beyond_what_a_datetime_holds_mean_now():
+    report = transfer.import_csv(
+        "email,consent_source,subscribed_at\n"
+        "early@example.org,form,0001-01-01T00:30+14:00\n"
+        "late@example.org,form,9999-12-31T23:59-14:00\n",
+        "dates.csv",
+    )
+    assert report.summary["added"] == 2
+    assert (
+        subscriber("early@example.org").created_at.year
+        == subscriber("late@example.org").created_at.year
+        > 2000
+    )

@@ -10,7 +10,7 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from services.subscribers import transfer
-from tests.conftest import csrf_of, link_in, wait_for
+from tests.conftest import csrf_of, link_in, login, wait_for
 from tests.test_signup_flow import events, signup, subscriber
 
 
@@ -227,3 +227,75 @@ def test_purge_removes_expired_unconfirmed_sign_ups(site, worker, smtp):
     assert optin.purge_expired_pending() == 1
     assert subscriber("stale@example.org") is None
     assert subscriber("fresh@example.org").status == "pending"
+
+
+# --- hostile input that used to end in a 500 (each found by tests/test_sweep_routes.py) --
+
+
+def test_non_ascii_csrf_token_is_refused_not_a_crash(site):
+    client = httpx.Client(base_url=site)
+    client.get("/subscribers/signup")  # a session with a token
+    response = client.post(
+        "/subscribers/signup",
+        content=b"email=a%40example.org&csrf_token=%C3%A4",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 403
+    assert subscriber("a@example.org") is None
+
+
+def test_deep_json_huge_numbers_and_lone_surrogates_are_400(site):
+    url = f"{site}/subscribers/api/subscriptions"
+    json_type = {"content-type": "application/json"}
+    deep = httpx.post(url, content=b"[" * 5000 + b"]" * 5000, headers=json_type)
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
+    huge = httpx.post(url, content=b'{"email": ' + b"9" * 5000 + b"}", headers=json_type)
+    assert huge.status_code == 400
+    for body in (
+        b'{"email": "lone@example.org", "name": "Kim \\ud800"}',
+        b'{"email": "lone@example.org", "source": "\\udfff"}',
+    ):
+        lone = httpx.post(url, content=body, headers=json_type)
+        assert lone.status_code == 400 and "Unicode" in lone.json()["error"]
+    assert subscriber("lone@example.org") is None
+
+
+def test_internal_api_refuses_non_ascii_tokens_and_bad_ids(site):
+    from shared.service_auth import service_headers
+
+    audience = f"{site}/subscribers/internal/audience"
+    for token in ("Bearer ä".encode("latin-1"), "Bearer ❤".encode()):
+        refused = httpx.get(audience, headers={"authorization": token})
+        assert refused.status_code == 403 and refused.json()["status"] == 403
+    assert (
+        httpx.get(audience, params={"language": "xx"}, headers=service_headers()).status_code == 422
+    )
+    confirmed = f"{site}/subscribers/internal/confirmed"
+    for ids in (5, "1,2", [10**30], [True], [0], list(range(1, 1100))):
+        answer = httpx.post(confirmed, json={"ids": ids}, headers=service_headers())
+        assert answer.status_code == 422 and answer.json()["field"] == "ids", ids
+    assert httpx.post(confirmed, json={"ids": [1]}, headers=service_headers()).json() == {
+        "confirmed": []
+    }
+
+
+#: Ids no row can have and pages past the end: the ordinary 404 page, never an overflow.
+OUT_OF_RANGE = [
+    "/subscribers/admin/999999999999999999999999999999",
+    "/subscribers/admin/9223372036854775808",
+    "/subscribers/admin/0",
+    "/subscribers/admin/-1",
+    "/newsletter/admin/999999999999999999999999999999",
+    "/newsletter/admin/9223372036854775808/preview.html",
+    "/newsletter/archive/999999999999999999999999999999",
+    "/subscribers/admin/?page=999999999999999999999999999999",
+    "/subscribers/admin/?page=-3",
+    "/subscribers/admin/?page=2",
+]
+
+
+def test_ids_and_pages_out_of_range_are_404(site):
+    admin = login(site, "range.admin@example.org")
+    answers = {path: admin.get(path) for path in OUT_OF_RANGE}
+    assert {path: r.status_code for path, r in answers.items()} == dict.fromkeys(OUT_OF_RANGE, 404)
+    assert all("<h1>" in r.text for r in answers.values())

@@ -357,3 +357,162 @@ def test_rate_limit_is_shared_by_all_senders(site, smtp, monkeypatch):
     # first window is almost over. Counted per sender (20 a second) they need 2 windows:
     # done in little over 1 s.
     assert elapsed > 1.9
+
+
+def archived(issue: store.Issue) -> store.Issue:
+    """``issue`` as the archive shows it once sent (without sending it)."""
+    rendered = dispatch.rendered_of(issue)
+    with engine("newsletter").begin() as conn:
+        conn.execute(
+            store.issues.update()
+            .where(store.issues.c.id == issue.id)
+            .values(
+                state=store.SENT,
+                started_at=utcnow(),
+                finished_at=utcnow(),
+                rendered_html=rendered.html,
+                rendered_text=rendered.text,
+            )
+        )
+    return issue
+
+
+def test_archive_feeds_have_an_author_and_answer_conditional_gets(site):
+    archived(new_issue())
+    for fmt in ("rss", "atom"):
+        url = f"{site}/newsletter/archive/feed.{fmt}"
+        first = httpx.get(url)
+        parsed = feedparser.parse(first.content)
+        assert not parsed.bozo and parsed.entries[0].title == "KGI-Infobrief Test"
+        etag, last_modified = first.headers["etag"], first.headers["last-modified"]
+        assert etag.startswith('W/"') and httpx.get(url).headers["etag"] == etag
+        # Weak comparison (RFC 9110 13.1.2): the strong spelling of the tag matches too.
+        for if_none_match in (etag, etag.removeprefix("W/"), f'"other", {etag}', "*"):
+            not_modified = httpx.get(url, headers={"if-none-match": if_none_match})
+            assert not_modified.status_code == 304 and not not_modified.content
+            assert not_modified.headers["etag"] == etag
+        assert httpx.get(url, headers={"if-none-match": '"other"'}).status_code == 200
+        assert httpx.get(url, headers={"if-modified-since": last_modified}).status_code == 304
+        old = httpx.get(url, headers={"if-modified-since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+        assert old.status_code == 200
+    atom = feedparser.parse(httpx.get(f"{site}/newsletter/archive/feed.atom").content)
+    assert atom.feed.author_detail.name == "KGI-Infobrief"  # RFC 4287 4.1.1
+    etag = httpx.get(f"{site}/newsletter/archive/feed.atom").headers["etag"]
+    archived(new_issue())
+    changed = httpx.get(f"{site}/newsletter/archive/feed.atom", headers={"if-none-match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert httpx.get(f"{site}/newsletter/archive/feed.json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("0001-01-01T00:30", "in the past"),
+        ("0001-01-01T00:00+14:00", "in the past"),
+        ("9999-12-31T23:59+14:00", "within the next year"),
+        ("9999-12-31T23:59-14:00", "within the next year"),
+        ("2026-02-30T25:61", "YYYY-MM-DDTHH:MM"),
+        ("999999999999999999999999999999", "YYYY-MM-DDTHH:MM"),
+    ],
+)
+def test_schedule_times_out_of_range_are_422(typed, message):
+    with pytest.raises(compose.ComposeError, match=message):
+        compose.schedule(0, compose.parse_send_time(typed), "r")
+
+
+#: Who may do what with an issue: the HTTP status each role gets (303: done, back to the
+#: issue; for visitors: to the login page). The README's permission table is this one.
+PERMISSIONS = {
+    # action:      (visitor, editor, admin)
+    "create": (303, 303, 303),
+    "edit texts": (303, 303, 303),
+    "items": (303, 303, 303),
+    "preview": (303, 200, 200),
+    "test send": (303, 303, 303),
+    "schedule": (303, 403, 303),
+    "send": (303, 403, 303),
+    "pause": (303, 403, 303),
+    "resume": (303, 403, 303),
+    "cancel": (303, 403, 303),
+    "progress": (303, 200, 200),
+}
+
+
+def test_issue_permissions_per_role(site, smtp):
+    subscribe(2)
+    draft, to_send = new_issue(), new_issue()
+    editor = login(site, "redakteurin@example.org", role="editor")
+    admin = login(site, "chefin@example.org", role="admin")
+    visitor = httpx.Client(base_url=site)
+    visitor.get("/subscribers/signup")
+    with engine("newsletter").connect() as conn:
+        first_row = store.issue_contents(conn, draft.id)[0]["row_id"]
+    later = (utcnow() + timedelta(days=1)).astimezone(compose.LOCAL_ZONE)
+
+    def attempt(client: httpx.Client, email: str, action: str) -> httpx.Response:
+        token = csrf_of(client.get("/subscribers/signup").text)
+        base = f"/newsletter/admin/{draft.id}"
+        sending = f"/newsletter/admin/{to_send.id}"
+        forms = {
+            "create": ("/newsletter/admin/new", {"language": "de"}),
+            "edit texts": (f"{base}/texts", {"subject": f"Von {email}", "intro": "Hallo"}),
+            "items": (f"{base}/items", {"action": "down", "row_id": str(first_row)}),
+            "test send": (f"{base}/test", {"addresses": email}),
+            "schedule": (
+                f"{base}/schedule",
+                {"scheduled_at": later.strftime("%Y-%m-%dT%H:%M")},
+            ),
+            "send": (f"{sending}/send", {}),
+            "pause": (f"{sending}/pause", {}),
+            "resume": (f"{sending}/resume", {}),
+            "cancel": (f"{sending}/cancel", {}),
+        }
+        if action == "preview":
+            return client.get(f"{base}/preview.html")
+        if action == "progress":
+            return client.get(f"{sending}/progress.json")
+        path, fields = forms[action]
+        return client.post(path, data={"csrf_token": token, **fields})
+
+    seen = {}
+    for column, (client, email) in enumerate(
+        [
+            (visitor, "besuch@example.org"),
+            (editor, "redakteurin@example.org"),
+            (admin, "chefin@example.org"),
+        ]
+    ):
+        for action in PERMISSIONS:
+            response = attempt(client, email, action)
+            seen[action, column] = response.status_code
+            if column == 0 and response.status_code == 303:
+                assert response.headers["location"].startswith("/login?next=")
+        if column == 1:
+            # Nothing an editor tried reached the audience or the scheduler.
+            assert state_of(to_send.id) == "draft" and state_of(draft.id) == "draft"
+            assert rows(to_send.id) == []
+    expected = {(a, c): codes[c] for a, codes in PERMISSIONS.items() for c in range(3)}
+    assert seen == expected
+    assert state_of(draft.id) == "scheduled" and state_of(to_send.id) == "cancelled"
+    assert smtp.to("redakteurin@example.org") and smtp.to("chefin@example.org")
+    assert not smtp.to("besuch@example.org")
+
+
+def test_editors_test_send_only_to_themselves(site, smtp):
+    issue = new_issue()
+    editor = login(site, "redakteurin@example.org", role="editor")
+    page = editor.get(f"/newsletter/admin/{issue.id}")
+    assert "readonly" in page.text and f"/newsletter/admin/{issue.id}/schedule" not in page.text
+    assert f"/newsletter/admin/{issue.id}/send" not in page.text
+    token = csrf_of(page.text)
+    for addresses in ("chefin@example.org", "Redakteurin@Example.org, chefin@example.org"):
+        refused = editor.post(
+            f"/newsletter/admin/{issue.id}/test", data={"csrf_token": token, "addresses": addresses}
+        )
+        assert refused.status_code == 403
+    assert not smtp.to("chefin@example.org")
+    own = editor.post(
+        f"/newsletter/admin/{issue.id}/test",
+        data={"csrf_token": token, "addresses": "Redakteurin@example.org"},
+    )
+    assert own.status_code == 303 and smtp.to("redakteurin@example.org")

@@ -264,7 +264,12 @@ def parse_send_time(raw: str) -> datetime | None:
         # 0001-01-01T00:30 in Berlin is before the year 1 in UTC: no datetime can hold it.
         return typed.astimezone(UTC)
     except OverflowError:
-        raise ComposeError("Please choose a time within the next year.") from None
+        in_the_past = typed.year == datetime.min.year
+        raise ComposeError(
+            "The time lies in the past."
+            if in_the_past
+            else "Please choose a time within the next year."
+        ) from None
 
 
 def schedule(issue_id: int, when: datetime | None, actor: str) -> None:

@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Connection
 
@@ -68,7 +68,13 @@ def _parse_time(raw: str | None) -> datetime | None:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo else None
+    if value.tzinfo is None:
+        return None
+    try:
+        # 0001-01-01T00:30+14:00 lies before the year 1 in UTC: no datetime holds it.
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def decode_csv(data: bytes) -> str:
