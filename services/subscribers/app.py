@@ -121,7 +121,7 @@ def _subscribe_from_api(request: Request, data: dict[str, object]) -> Response:
             "Too many sign-ups from this address. Try again in an hour.",
             headers={"Retry-After": "3600"},
         )
-    source = str(data.get("source") or request.headers.get("referer") or request.url)[:400]
+    source = str(data.get("source") or request.headers.get("referer") or request.url)
     optin.sign_up(checked, _context(request, source))
     return JSONResponse(
         {

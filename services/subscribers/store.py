@@ -23,6 +23,9 @@ STATUSES = (PENDING, CONFIRMED, UNSUBSCRIBED)
 #: Outbox states of one mail: ``sending`` is claimed by a worker until ``lease_until``.
 MAIL_PENDING, MAIL_SENDING, MAIL_SENT, MAIL_FAILED = "pending", "sending", "sent", "failed"
 
+#: Longest user agent or source kept in the consent log (the columns' size).
+CONTEXT_TEXT_LENGTH = 400
+
 metadata = sa.MetaData()
 
 subscribers = sa.Table(
@@ -61,8 +64,8 @@ consent_events = sa.Table(
     sa.Column("action", sa.String(32), nullable=False),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("ip", sa.String(64)),
-    sa.Column("user_agent", sa.String(400)),
-    sa.Column("source", sa.String(400)),
+    sa.Column("user_agent", sa.String(CONTEXT_TEXT_LENGTH)),
+    sa.Column("source", sa.String(CONTEXT_TEXT_LENGTH)),
     sa.Column("consent_version", sa.String(32)),
     sa.Column("detail", sa.Text),
 )
@@ -202,6 +205,12 @@ def update(conn: Connection, subscriber_id: int, **values: Any) -> None:
     conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(**values))
 
 
+def _storable(text: str | None) -> str | None:
+    """Client-supplied text as the consent log can keep it: without NUL (PostgreSQL
+    refuses it in text columns; it reaches us from JSON and CSV), cut to length."""
+    return (text or "").replace("\x00", "")[:CONTEXT_TEXT_LENGTH] or None
+
+
 def log_consent(
     conn: Connection, subscriber_id: int, action: str, context: Context, detail: str | None = None
 ) -> None:
@@ -213,8 +222,8 @@ def log_consent(
             "action": action,
             "occurred_at": utcnow(),
             "ip": context.ip,
-            "user_agent": (context.user_agent or "")[:400] or None,
-            "source": (context.source or "")[:400] or None,
+            "user_agent": _storable(context.user_agent),
+            "source": _storable(context.source),
             "consent_version": context.consent_version,
             "detail": detail,
         },

@@ -150,7 +150,7 @@ def _import_row(
     if store.is_erased(conn, address.key):
         return RowOutcome(line, address.display, "skipped", "this person had their data erased")
     seen[address.key] = line
-    context = Context(source=f"import {source}: {consent_source}"[:400])
+    context = Context(source=f"import {source}: {consent_source}")
     existing = store.find_by_key(conn, address.key)
     if existing is not None:
         if existing.status == UNSUBSCRIBED:
