@@ -275,7 +275,7 @@ def admin_list(request: Request) -> Response:
         counts = store.counts_by_status(conn)
     pages = max(1, -(-total // ADMIN_PAGE_SIZE))
     if page > pages:
-        raise HTTPException(404, f"There is no page {page}: the list has {pages}.")
+        raise HTTPException(404, "There is no such page.")
     return render_page(
         request,
         "subscribers/admin/list.html",
