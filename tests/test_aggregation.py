@@ -326,3 +326,38 @@ def test_per_host_concurrency_limit(partner):
         reports = list(pool.map(aggregate.fetch_source, ids))
     assert all(r.status == "ok" for r in reports)
     assert partner.most_in_flight == fetch.PER_HOST_CONCURRENCY
+
+
+EMPTY_RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Leer</title>
+<link>https://partner.example.org/</link><description>Noch nichts</description></channel></rss>"""
+
+EMPTY_ATOM = b"""<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">
+<title>Leer</title><id>urn:x</id><updated>2026-01-01T00:00:00Z</updated></feed>"""
+
+
+@pytest.mark.parametrize("body", [EMPTY_RSS, EMPTY_ATOM])
+def test_an_empty_feed_is_fine_not_an_error(partner, body):
+    partner.resources["/empty"] = Resource(body)
+    added, report = add_and_fetch(partner.url("/empty"))
+    assert (report.status, report.new) == ("ok", 0)
+    recorded = source(added.id)
+    assert recorded.last_status == "ok" and recorded.last_error is None
+    assert recorded.failures == 0
+    assert recorded.next_fetch_at - utcnow() <= timedelta(minutes=added.interval_minutes)
+
+
+def test_a_page_that_is_no_feed_is_still_an_error(partner):
+    partner.resources["/html"] = Resource(b"<html><body>Hallo</body></html>", "text/html")
+    _, report = add_and_fetch(partner.url("/html"))
+    assert report.status == "error"
+
+
+def test_not_modified_keeps_the_last_warning(partner):
+    body = (Path(__file__).parent / "fixtures" / "feeds" / "malformed.rss").read_bytes()
+    partner.resources["/broken"] = Resource(body, etag='"b1"')
+    added, report = add_and_fetch(partner.url("/broken"))
+    assert report.status == "warning"
+    again = aggregate.fetch_source(added.id)
+    assert again.status == "not_modified"
+    recorded = source(added.id)
+    assert recorded.last_status == "warning" and "not well-formed" in recorded.last_error

@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.feeds import cache, store
-from services.feeds.content import slugify, unique_slug
-from services.feeds.fetch import FetchError, fetch
+from services.feeds.content import row_id, slugify, unique_slug
+from services.feeds.fetch import FetchError, fetch, url_problem
 from services.feeds.parse import Entry, ParseError, check_selectors, parse_feed, parse_page
+from services.feeds.sanitize import plain_text, writable
 from services.feeds.store import (
     FEED_SOURCE,
     PAGE_SOURCE,
@@ -41,12 +42,24 @@ logger = logging.getLogger("kgi.feeds.aggregate")
 DEFAULT_INTERVAL_MINUTES = 30
 MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES = 5, 24 * 60
 
-#: Longest pause after repeated failures (backoff doubles the interval up to this).
+#: Longest pause after repeated failures (backoff doubles the interval up to this), and
+#: the longest a ``Retry-After`` is honoured.
 MAX_BACKOFF = timedelta(hours=24)
+
+#: Doublings of the interval that already exceed MAX_BACKOFF (keeps the arithmetic small).
+MAX_DOUBLINGS = 16
 
 
 class InvalidSource(ValueError):
     """The source definition cannot be used; the message says why."""
+
+
+class NoSuchSource(LookupError):
+    """There is no source with this id."""
+
+
+class SourceInUse(Exception):
+    """The source still has published items, which deleting it would take off the site."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +80,14 @@ def add_source(
 ) -> Source:
     """Register a feed (or, with ``selectors``, an HTML page); raises InvalidSource."""
     url = (url or "").strip()
+    problem = url_problem(url)
+    if problem is not None:
+        raise InvalidSource(problem)
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidSource("The address must start with http:// or https://.")
     if isinstance(selectors, str) and selectors.strip():
         try:
             selectors = json.loads(selectors)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise InvalidSource("The selectors are not valid JSON.") from None
     checked = None
     if selectors:
@@ -93,7 +107,7 @@ def add_source(
         source_id = conn.execute(
             sources.insert(),
             {
-                "name": (name or parts.hostname or url)[:200],
+                "name": plain_text(name, 200) or parts.hostname or url[:200],
                 "url": url,
                 "kind": PAGE_SOURCE if checked else FEED_SOURCE,
                 "selectors": json.dumps(checked) if checked else None,
@@ -110,23 +124,70 @@ def add_source(
     return source
 
 
+def _existing(conn: Connection, source_id: int) -> Source:
+    source = store.get_source(conn, source_id) if row_id(source_id) else None
+    if source is None:
+        raise NoSuchSource("There is no such source.")
+    return source
+
+
+def get_source(source_id: int) -> Source:
+    """The source ``source_id``; raises NoSuchSource."""
+    with read_connection("feeds") as conn:
+        return _existing(conn, source_id)
+
+
 def update_source(source_id: int, **values: Any) -> None:
-    """Pause/resume or change the interval of a source."""
+    """Pause/resume or change the interval of a source; raises NoSuchSource."""
     allowed = {
         k: v for k, v in values.items() if k in ("paused", "interval_minutes", "name", "language")
     }
     if "paused" in allowed and not allowed["paused"]:
         allowed["next_fetch_at"] = utcnow()
     with engine("feeds").begin() as conn:
+        _existing(conn, source_id)
         conn.execute(sources.update().where(sources.c.id == source_id).values(**allowed))
 
 
-def delete_source(source_id: int) -> None:
-    """Remove a source and the items that came from it."""
+def _published(source_id: int) -> sa.ColumnElement[bool]:
+    """The source's items the public can see (hidden ones are not)."""
+    return sa.and_(
+        items.c.source_id == source_id, items.c.state == PUBLISHED, items.c.hidden.is_(False)
+    )
+
+
+def hide_items(source_id: int, actor: str) -> int:
+    """Hide every shown item of a source (the step before deleting it); returns how many."""
+    now = utcnow()
     with engine("feeds").begin() as conn:
+        _existing(conn, source_id)
+        shown = conn.execute(sa.select(items.c.id).where(_published(source_id))).scalars().all()
+        conn.execute(items.update().where(items.c.id.in_(shown)).values(hidden=True))
+        for item_id in shown:
+            store.log_history(conn, item_id, actor, "hidden", None, None, None, now)
+        if shown:
+            store.mark_content_changed(conn, now)
+    if shown:
+        cache.content_changed()
+    return len(shown)
+
+
+def delete_source(source_id: int) -> None:
+    """Remove a source and its hidden items. Refused (SourceInUse) while items of it are
+    published: deleting must never take content off the site as a side effect."""
+    with engine("feeds").begin() as conn:
+        _existing(conn, source_id)
+        shown = conn.execute(
+            sa.select(sa.func.count()).select_from(items).where(_published(source_id))
+        ).scalar_one()
+        if shown:
+            noun = "item" if shown == 1 else "items"
+            raise SourceInUse(
+                f"This source still has {shown} published {noun}. Hide its items first "
+                "(button “Hide its items”), or pause the source to keep them and stop fetching."
+            )
         conn.execute(items.delete().where(items.c.source_id == source_id))
         conn.execute(sources.delete().where(sources.c.id == source_id))
-    cache.content_changed()
 
 
 def due_source_ids(limit: int = 500) -> list[int]:
@@ -155,7 +216,7 @@ def _key(entry: Entry, seen: set[str]) -> str:
     """The identity of ``entry`` within its source (GUID, else link, else content hash)."""
     candidates = []
     if entry.guid:
-        candidates.append(f"guid:{entry.guid}")
+        candidates.append(f"guid:{writable(entry.guid)}")
     if entry.link:
         candidates.append(f"link:{entry.link}")
     candidates.append(
@@ -247,7 +308,7 @@ def _record(source_id: int, **values: Any) -> None:
 def fetch_source(source_id: int, force: bool = False) -> FetchReport:
     """Fetch one source now and store what changed; errors are recorded, never raised."""
     with read_connection("feeds") as conn:
-        source = store.get_source(conn, source_id)
+        source = store.get_source(conn, source_id) if row_id(source_id) else None
     if source is None:
         return FetchReport(source_id, "error", message="no such source")
     if source.paused and not force:
@@ -256,10 +317,12 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
     try:
         result = fetch(source.url, source.etag, source.last_modified)
         if result.status == 304:
+            # The document is the one read last time: a problem found in it still stands.
+            still_warning = source.last_status == "warning"
             _record(
                 source.id,
-                last_status="not_modified",
-                last_error=None,
+                last_status="warning" if still_warning else "not_modified",
+                last_error=source.last_error if still_warning else None,
                 failures=0,
                 next_fetch_at=now + timedelta(minutes=source.interval_minutes),
             )
@@ -268,14 +331,18 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
             parsed = parse_page(result.body, result.url, source.selectors or {})
         else:
             parsed = parse_feed(result.body, result.url, result.content_type)
-    except (FetchError, ParseError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, FetchError | ParseError):
+            # A bug must not kill the worker's actor or stop this source being retried:
+            # it is logged in full and shown on the source like any failure.
+            logger.exception("fetching source %s failed unexpectedly", source.url)
         failures = source.failures + 1
         retry = getattr(exc, "retry_after", None)
-        delay = (
-            timedelta(seconds=retry)
-            if retry
-            else min(timedelta(minutes=source.interval_minutes * 2**failures), MAX_BACKOFF)
-        )
+        if retry:
+            delay = timedelta(seconds=min(retry, MAX_BACKOFF.total_seconds()))
+        else:
+            doubled = source.interval_minutes * 2 ** min(failures, MAX_DOUBLINGS)
+            delay = min(timedelta(minutes=doubled), MAX_BACKOFF)
         _record(
             source.id,
             last_status="error",
@@ -288,6 +355,8 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
     language = source.language or parsed.language or "de"
     with engine("feeds").begin() as conn:
         new, updated = store_entries(conn, source, parsed.entries, language)
+        if new or updated:
+            store.mark_content_changed(conn, utcnow())
     _record(
         source.id,
         last_status="warning" if parsed.warning else "ok",
@@ -308,5 +377,6 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
 
 
 def list_all() -> list[Source]:
+    """Every source with its item count, by name."""
     with read_connection("feeds") as conn:
         return store.list_sources(conn)

@@ -17,11 +17,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
 import redis
 
+from services.feeds.sanitize import writable
 from shared.config import get_settings
 from shared.database import utcnow
 from shared.redis_client import get_redis
@@ -32,6 +33,9 @@ READ_TIMEOUT_SECONDS = 20
 
 #: Largest body read from a source (5 MiB); a bigger one is an error, not a feed.
 MAX_BODY_BYTES = 5 * 1024 * 1024
+
+#: Longest source address (the column's size).
+MAX_URL_LENGTH = 1000
 
 #: Redirects followed before giving up.
 MAX_REDIRECTS = 5
@@ -66,7 +70,42 @@ class FetchResult:
     last_modified: str | None
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched, as a sentence; None when it is a usable http(s) URL.
+    Checked when a source is added and again on every redirect hop."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"The address is longer than {MAX_URL_LENGTH} characters."
+    if writable(url) != url or any(c.isspace() for c in url):
+        return "The address must not contain spaces or control characters."
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 literal
+        return "The address is not a valid URL."
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "The address must start with http:// or https://."
+    try:
+        port = parts.port  # raises for a port that is no number or out of range
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "The port must be a number from 1 to 65535."
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"The host name {parts.hostname} is not valid."
+    return None
+
+
+def checked_url(url: str) -> SplitResult:
+    """``url`` split into its parts; raises FetchError when :func:`url_problem` finds one."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise FetchError(f"{problem} ({url[:200]})")
+    return urlsplit(url)
+
+
 def user_agent() -> str:
+    """The User-Agent of every fetch: who we are and where to read about it."""
     return f"KGI-Infobrief-Aggregator/1.0 (+{get_settings().base_url}/news/)"
 
 
@@ -86,6 +125,8 @@ def check_host(host: str, port: int) -> None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchError(f"host {host} not found ({exc.strerror})") from None
+    except UnicodeError:
+        raise FetchError(f"the host name {host} is not valid") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if getattr(address, "ipv4_mapped", None):
@@ -172,9 +213,8 @@ def fetch(
     client = client or new_client()
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise FetchError(f"not an http(s) URL: {url}")
+            parts = checked_url(url)
+            assert parts.hostname is not None  # checked_url refuses URLs without a host
             check_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
             headers = {}
             if etag:

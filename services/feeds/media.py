@@ -19,7 +19,14 @@ SIGNATURES = (
     (b"GIF89a", "gif"),
 )
 
+#: Media types per stored extension: sent explicitly, never guessed from the file.
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+#: A stored file's name: the content hash and the extension of its checked type.
 MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$")
+
+#: Where stored files are served; lead images may point only here or to http(s) URLs.
+MEDIA_PREFIX = "/news/media/"
 
 
 class InvalidImage(ValueError):
@@ -27,10 +34,12 @@ class InvalidImage(ValueError):
 
 
 def media_dir() -> Path:
+    """The directory uploaded images are stored in."""
     return get_settings().data_dir / "media"
 
 
 def image_type(data: bytes) -> str | None:
+    """The extension of the image format ``data`` starts with, or None."""
     for signature, extension in SIGNATURES:
         if data.startswith(signature):
             return extension
@@ -54,7 +63,7 @@ def save_image(data: bytes) -> str:
         temporary = directory / f".{name}.tmp"
         temporary.write_bytes(data)
         temporary.rename(path)
-    return f"/news/media/{name}"
+    return MEDIA_PREFIX + name
 
 
 def media_path(name: str) -> Path | None:
@@ -63,3 +72,13 @@ def media_path(name: str) -> Path | None:
         return None
     path = media_dir() / name
     return path if path.exists() else None
+
+
+def is_media_url(url: str) -> bool:
+    """True for the public path of a stored image (no other path, no ``..``)."""
+    return url.startswith(MEDIA_PREFIX) and MEDIA_NAME.match(url[len(MEDIA_PREFIX) :]) is not None
+
+
+def media_type(name: str) -> str:
+    """The media type of a stored file named ``name`` (checked by :data:`MEDIA_NAME`)."""
+    return MEDIA_TYPES[name.rsplit(".", 1)[1]]

@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 import feedparser
 from bs4 import BeautifulSoup
 
-from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url
+from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url, writable
 
 #: feedparser's "bozo" reasons that are no fault of the document itself.
 _HARMLESS = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
@@ -88,9 +88,13 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> Parsed:
     warning = None
     if document.bozo and not isinstance(document.get("bozo_exception"), _HARMLESS):
         warning = f"the document is not well-formed XML ({document.get('bozo_exception')})"
-    if not document.entries:
-        raise ParseError(warning or "the document contains no entries")
     language = _language(document.feed.get("language"))
+    if not document.entries:
+        if warning or not document.get("version"):
+            raise ParseError(warning or "the document is not an RSS or Atom feed")
+        # A well-formed feed with nothing in it yet is a fine feed, not a failure to back
+        # off from.
+        return Parsed([], language)
     entries = []
     for raw in document.entries:
         link = safe_url(urljoin(url, _alternate_link(raw, language) or ""))
@@ -103,7 +107,7 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> Parsed:
                 or plain_text(summary_source, 80)
                 or "–",
                 link=link,
-                guid=(raw.get("id") or "").strip()[:1000] or None,
+                guid=writable(raw.get("id") or "").strip()[:1000] or None,
                 summary=plain_text(summary_source, 1000),
                 body=clean_html(body_html or summary_source),
                 published=_when(raw, "published", "updated", "created"),

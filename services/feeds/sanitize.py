@@ -48,27 +48,40 @@ MAX_TITLE_LENGTH = 300
 
 _SPACE = re.compile(r"\s+")
 
+#: Characters XML 1.0 does not allow (C0 controls but tab and line ends, lone surrogates,
+#: U+FFFE/U+FFFF), plus DEL and the C1 controls, which XML only discourages but no text of
+#: ours needs. One such character in a partner entry would otherwise stop every feed that
+#: contains it from being written.
+_UNWRITABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def writable(text: str) -> str:
+    """``text`` without the characters above: safe for XML, JSON, HTML and the database."""
+    return _UNWRITABLE.sub("", text)
+
 
 def clean_html(fragment: str | None) -> str:
     """``fragment`` with only allowlisted markup; links get rel=noopener noreferrer."""
     if not fragment:
         return ""
-    return nh3.clean(
-        fragment,
+    cleaned = nh3.clean(
+        writable(fragment),
         tags=ALLOWED_TAGS,
         clean_content_tags=DROPPED_WITH_CONTENT,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
-    ).strip()
+    )
+    # Character references in the input come out as characters: check again.
+    return writable(cleaned).strip()
 
 
 def plain_text(fragment: str | None, limit: int | None = None) -> str:
     """Text without any markup and with entities decoded: for titles and summaries."""
     if not fragment:
         return ""
-    text = nh3.clean(fragment, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
-    text = _SPACE.sub(" ", html.unescape(text)).strip()
+    text = nh3.clean(writable(fragment), tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
+    text = _SPACE.sub(" ", writable(html.unescape(text))).strip()
     if limit and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
@@ -79,4 +92,6 @@ def safe_url(url: str | None) -> str | None:
     if not url:
         return None
     url = url.strip()
+    if writable(url) != url:
+        return None
     return url if re.match(r"^https?://[^\s<>\"']+$", url, re.IGNORECASE) else None
