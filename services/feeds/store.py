@@ -1,4 +1,5 @@
-"""The feeds service's tables: items (own and aggregated), their history, partner sources."""
+"""The feeds service's tables: items (own and aggregated), their history and pending
+revisions, partner sources, and the moment public content last changed."""
 
 from __future__ import annotations
 
@@ -28,39 +29,93 @@ FEED_SOURCE, PAGE_SOURCE = "feed", "page"
 
 metadata = sa.MetaData()
 
+
+def content_columns() -> list[sa.Column[Any]]:
+    """The editable content of a network item. Items carry it, and so does each pending
+    revision of a published item (an editor's change that waits for review)."""
+    return [
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("language", sa.String(2), nullable=False),
+        sa.Column("title", sa.String(300), nullable=False),
+        sa.Column("summary", sa.Text, nullable=False, default=""),
+        sa.Column("body", sa.Text, nullable=False, default=""),
+        sa.Column("tags", sa.Text, nullable=False, default="[]"),  # JSON list
+        sa.Column("lead_image_url", sa.String(1000)),
+        sa.Column("lead_image_alt", sa.String(300)),
+        sa.Column("author", sa.String(200)),
+        sa.Column("event_start", sa.Date),
+        sa.Column("event_end", sa.Date),
+        sa.Column("event_location", sa.String(200)),
+        sa.Column("event_organiser", sa.String(200)),
+        sa.Column("translation_id", sa.Integer, sa.ForeignKey("items.id", ondelete="SET NULL")),
+        sa.Column("effective_at", UTCDateTime),
+        sa.Column("expires_at", UTCDateTime),
+    ]
+
+
+#: Names of the columns :func:`content_columns` makes.
+CONTENT_FIELDS = tuple(column.name for column in content_columns())
+
 items = sa.Table(
     "items",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("origin", sa.String(16), nullable=False),
     sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), index=True),
     sa.Column("slug", sa.String(200), nullable=False, unique=True),
-    sa.Column("language", sa.String(2), nullable=False),
-    sa.Column("title", sa.String(300), nullable=False),
-    sa.Column("summary", sa.Text, nullable=False, default=""),
-    sa.Column("body", sa.Text, nullable=False, default=""),
-    sa.Column("tags", sa.Text, nullable=False, default="[]"),  # JSON list
-    sa.Column("lead_image_url", sa.String(1000)),
-    sa.Column("lead_image_alt", sa.String(300)),
-    sa.Column("author", sa.String(200)),
-    sa.Column("event_start", sa.Date),
-    sa.Column("event_end", sa.Date),
-    sa.Column("event_location", sa.String(200)),
-    sa.Column("event_organiser", sa.String(200)),
-    sa.Column("translation_id", sa.Integer, sa.ForeignKey("items.id", ondelete="SET NULL")),
+    *content_columns(),
     sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("effective_at", UTCDateTime),
-    sa.Column("expires_at", UTCDateTime),
     sa.Column("published_at", UTCDateTime, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    # Aggregated items: an editor may hide one; guid/link identify it at the source.
+    # Aggregated items: an admin may hide one; guid/link identify it at the source.
     sa.Column("hidden", sa.Boolean, nullable=False, default=False),
     sa.Column("guid", sa.String(1000)),
     sa.Column("link", sa.String(1000)),
     sa.Column("content_hash", sa.String(64)),
     sa.UniqueConstraint("source_id", "guid", name="uq_items_source_guid"),
+)
+
+#: States of a revision: waiting for review, or decided.
+REVISION_PENDING, REVISION_PUBLISHED, REVISION_REJECTED = "pending", "published", "rejected"
+
+revisions = sa.Table(
+    "item_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "item_id",
+        sa.Integer,
+        sa.ForeignKey("items.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("state", sa.String(16), nullable=False),
+    *content_columns(),
+    sa.Column("submitted_by", sa.String(254), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("decided_by", sa.String(254)),
+    sa.Column("decided_at", UTCDateTime),
+    # One working copy per item: editors continue the pending revision, not a second one.
+    sa.Index(
+        "uq_item_revisions_pending",
+        "item_id",
+        unique=True,
+        sqlite_where=sa.text("state = 'pending'"),
+        postgresql_where=sa.text("state = 'pending'"),
+    ),
+)
+
+#: One row (id 1): when public content last changed, by anything (publish, retract, edit,
+#: hide, aggregation, deleted source). Feeds take Last-Modified from it, so the header moves
+#: forward even when the change removed the newest item.
+content_version = sa.Table(
+    "content_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
 )
 
 history = sa.Table(
@@ -147,6 +202,22 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """An editor's change to a published item, kept apart until an admin decides on it."""
+
+    id: int
+    item_id: int
+    state: str
+    #: The proposed content, keyed like :data:`CONTENT_FIELDS` (tags as a list).
+    content: dict[str, Any]
+    submitted_by: str
+    created_at: datetime
+    updated_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Source:
     id: int
     name: str
@@ -165,6 +236,14 @@ class Source:
     failures: int
     created_at: datetime
     item_count: int = field(default=0)
+
+
+def revision_from_row(row: sa.Row) -> Revision:
+    """The revision in ``row`` (a row of :data:`revisions`)."""
+    values: dict[str, Any] = dict(row._mapping)
+    proposed = {name: values.pop(name) for name in CONTENT_FIELDS}
+    proposed["tags"] = json.loads(proposed.get("tags") or "[]")
+    return Revision(content=proposed, **values)
 
 
 def item_from_row(row: sa.Row) -> Item:
@@ -242,3 +321,34 @@ def item_history(conn: Connection, item_id: int) -> list[dict[str, Any]]:
         sa.select(history).where(history.c.item_id == item_id).order_by(history.c.id)
     )
     return [dict(row._mapping) for row in rows]
+
+
+def pending_revision(conn: Connection, item_id: int) -> Revision | None:
+    """The revision of ``item_id`` that waits for review, if any."""
+    row = conn.execute(
+        sa.select(revisions).where(
+            revisions.c.item_id == item_id, revisions.c.state == REVISION_PENDING
+        )
+    ).first()
+    return revision_from_row(row) if row else None
+
+
+def mark_content_changed(conn: Connection, at: datetime) -> None:
+    """Record, in the transaction that makes it, a change the public can see. The moment
+    never goes backwards, even when clocks of several processes differ a little."""
+    row = conn.execute(sa.select(content_version).where(content_version.c.id == 1)).first()
+    if row is None:
+        conn.execute(content_version.insert(), {"id": 1, "version": 1, "changed_at": at})
+        return
+    conn.execute(
+        content_version.update()
+        .where(content_version.c.id == 1)
+        .values(version=row.version + 1, changed_at=max(row.changed_at, at))
+    )
+
+
+def content_changed_at(conn: Connection) -> datetime | None:
+    """When public content last changed (None before the first change)."""
+    return conn.execute(
+        sa.select(content_version.c.changed_at).where(content_version.c.id == 1)
+    ).scalar()
