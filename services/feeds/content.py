@@ -3,7 +3,8 @@ queries public pages and feeds use.
 
 Workflow (Plone-style): draft → pending review → published → retracted. Editors write
 and submit; admins publish, send back and retract. Published items are visible only
-between their effective and expiry dates.
+between their effective and expiry dates. An editor's change to a published item does
+not reach the public directly: it becomes a pending revision (:mod:`services.feeds.revisions`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.feeds import cache, store
-from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url
+from services.feeds import cache, media, store
+from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url, writable
 from services.feeds.store import (
     DRAFT,
     KINDS,
@@ -38,6 +40,19 @@ from shared.i18n import LANGUAGES
 #: Most tags on one item, and the longest tag.
 MAX_TAGS, MAX_TAG_LENGTH = 12, 40
 
+#: Dates an item may carry (conference days, visibility window). Anything outside is a
+#: typo, and far-off years cannot even be converted between time zones.
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
+
+#: Editors type local time in the form.
+EDITORS_TIME_ZONE = ZoneInfo("Europe/Berlin")
+
+#: Largest row id the database can store (SQLite and PostgreSQL BIGINT).
+MAX_ROW_ID = 2**63 - 1
+
+#: Longest lead image address (the column's size).
+MAX_URL_LENGTH = 1000
+
 
 class InvalidItem(ValueError):
     """An item field is unusable; ``field`` names it, the message says why (English)."""
@@ -49,7 +64,22 @@ class InvalidItem(ValueError):
 
 
 class WorkflowError(Exception):
-    """The transition is not possible from the item's state or for the user's role."""
+    """A step that cannot be taken now; ``status`` is the HTTP status that says why
+    (409: not possible in the item's state, or it changed since the user looked)."""
+
+    status = 409
+
+
+class NotAllowed(WorkflowError):
+    """The user's role may not take this step."""
+
+    status = 403
+
+
+class NoSuchItem(WorkflowError):
+    """There is no network item with this id."""
+
+    status = 404
 
 
 @dataclass(frozen=True)
@@ -99,16 +129,25 @@ def unique_slug(conn: Connection, wanted: str, item_id: int | None = None) -> st
         slug = f"{wanted}-{n}"
 
 
+def _in_range(name: str, day: date) -> None:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        years = f"{EARLIEST_DATE.year} and {LATEST_DATE.year}"
+        raise InvalidItem(name, f"Please give a date between {years}.")
+
+
 def _date(fields: dict[str, Any], name: str) -> date | None:
     raw = fields.get(name)
     if raw in (None, ""):
         return None
-    if isinstance(raw, date):
-        return raw
-    try:
-        return date.fromisoformat(str(raw)[:10])
-    except ValueError:
-        raise InvalidItem(name, "Please give the date as YYYY-MM-DD.") from None
+    if isinstance(raw, datetime):
+        raw = raw.date()
+    if not isinstance(raw, date):
+        try:
+            raw = date.fromisoformat(str(raw)[:10])
+        except ValueError:
+            raise InvalidItem(name, "Please give the date as YYYY-MM-DD.") from None
+    _in_range(name, raw)
+    return raw
 
 
 def _datetime(fields: dict[str, Any], name: str) -> datetime | None:
@@ -119,12 +158,32 @@ def _datetime(fields: dict[str, Any], name: str) -> datetime | None:
         value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
     except ValueError:
         raise InvalidItem(name, "Please give date and time as YYYY-MM-DDTHH:MM.") from None
+    # Checked before any time zone arithmetic, which overflows at the ends of the calendar.
+    _in_range(name, value.date())
     if value.tzinfo is None:
-        # Editors type local (German) time in the form.
-        from zoneinfo import ZoneInfo
+        value = value.replace(tzinfo=EDITORS_TIME_ZONE)
+    return value.astimezone(UTC)
 
-        value = value.replace(tzinfo=ZoneInfo("Europe/Berlin"))
-    return value
+
+def row_id(raw: Any) -> int | None:
+    """``raw`` as a row id the database can hold, else None."""
+    text = str(raw or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ROW_ID else None
+
+
+def _lead_image(raw: Any) -> str | None:
+    url = writable(str(raw or "")).strip() or None
+    if url is None:
+        return None
+    if len(url) > MAX_URL_LENGTH or not (safe_url(url) or media.is_media_url(url)):
+        raise InvalidItem(
+            "lead_image_url",
+            "The image address must be an http:// or https:// address, or an uploaded image.",
+        )
+    return url
 
 
 def _tags(raw: Any) -> list[str]:
@@ -151,9 +210,7 @@ def check_fields(fields: dict[str, Any]) -> dict[str, Any]:
     title = plain_text(fields.get("title"), MAX_TITLE_LENGTH)
     if not title:
         raise InvalidItem("title", "Please enter a title.")
-    image_url = fields.get("lead_image_url") or None
-    if image_url and not (safe_url(image_url) or str(image_url).startswith("/news/media/")):
-        raise InvalidItem("lead_image_url", "The image address must start with https://.")
+    image_url = _lead_image(fields.get("lead_image_url"))
     image_alt = plain_text(fields.get("lead_image_alt"), 300) or None
     if image_url and not image_alt:
         raise InvalidItem(
@@ -189,8 +246,19 @@ def check_fields(fields: dict[str, Any]) -> dict[str, Any]:
     ):
         raise InvalidItem("expires_at", "The expiry date must come after the effective date.")
     translation = fields.get("translation_id")
-    values["translation_id"] = int(translation) if str(translation or "").isdigit() else None
+    values["translation_id"] = row_id(translation)
+    if translation not in (None, "") and values["translation_id"] is None:
+        raise InvalidItem("translation_id", "There is no such item to link as translation.")
     return values
+
+
+def check_translation(conn: Connection, item_id: int | None, translation_id: int | None) -> None:
+    """Refuse a translation link to an item that is not one of the network's others."""
+    if translation_id is None:
+        return
+    other = store.get_item(conn, translation_id)
+    if other is None or other.origin != NETWORK or other.id == item_id:
+        raise InvalidItem("translation_id", "There is no such item to link as translation.")
 
 
 def create_item(fields: dict[str, Any], actor: str) -> Item:
@@ -198,7 +266,8 @@ def create_item(fields: dict[str, Any], actor: str) -> Item:
     values = check_fields(fields)
     now = utcnow()
     with engine("feeds").begin() as conn:
-        slug = unique_slug(conn, slugify(fields.get("slug") or values["title"]))
+        check_translation(conn, None, values["translation_id"])
+        slug = unique_slug(conn, slugify(writable(str(fields.get("slug") or values["title"]))))
         item_id = conn.execute(
             items.insert(),
             {
@@ -218,51 +287,93 @@ def create_item(fields: dict[str, Any], actor: str) -> Item:
     return item
 
 
-def update_item(item_id: int, fields: dict[str, Any], actor: str) -> Item:
-    """Change an item's content (its state stays); published changes reach feeds at once."""
-    values = check_fields(fields)
+def network_item(conn: Connection, item_id: int) -> Item:
+    """The network's item ``item_id``; raises NoSuchItem (partner items are not edited)."""
+    item = store.get_item(conn, item_id) if row_id(item_id) else None
+    if item is None or item.origin != NETWORK:
+        raise NoSuchItem("There is no such item.")
+    return item
+
+
+def write_content(
+    conn: Connection,
+    item: Item,
+    values: dict[str, Any],
+    actor: str,
+    action: str,
+    comment: str | None = None,
+) -> Item:
+    """Give ``item`` the checked content ``values`` (its state stays) and record who did it;
+    a published item's change is stamped as a public change. Returns the item as saved."""
     now = utcnow()
+    check_translation(conn, item.id, values["translation_id"])
+    conn.execute(items.update().where(items.c.id == item.id).values(**values, updated_at=now))
+    _link_translation(conn, item.id, values["translation_id"])
+    store.log_history(conn, item.id, actor, action, item.state, item.state, comment, now)
+    if item.state == PUBLISHED:
+        store.mark_content_changed(conn, now)
+    saved = store.get_item(conn, item.id)
+    assert saved is not None
+    return saved
+
+
+def update_item(item_id: int, fields: dict[str, Any], actor: str) -> Item:
+    """Change an item's content directly (its state stays). Whether a change may go live
+    at once is decided by the caller (:func:`services.feeds.revisions.save_edit`)."""
+    values = check_fields(fields)
     with engine("feeds").begin() as conn:
-        current = store.get_item(conn, item_id)
-        if current is None or current.origin != NETWORK:
-            raise WorkflowError("There is no such item.")
-        conn.execute(items.update().where(items.c.id == item_id).values(**values, updated_at=now))
-        _link_translation(conn, item_id, values["translation_id"])
-        store.log_history(conn, item_id, actor, "edited", current.state, current.state, None, now)
-        item = store.get_item(conn, item_id)
-    assert item is not None
+        item = write_content(conn, network_item(conn, item_id), values, actor, "edited")
     if item.state == PUBLISHED:
         cache.content_changed()
     return item
 
 
 def _link_translation(conn: Connection, item_id: int, translation_id: int | None) -> None:
-    # Translations point at each other, so either page can link to the other.
+    # Translations point at each other, so either page can link to the other. An item that
+    # already names its translation keeps it: nobody relinks published items in passing.
     if translation_id and translation_id != item_id:
         conn.execute(
-            items.update().where(items.c.id == translation_id).values(translation_id=item_id)
+            items.update()
+            .where(items.c.id == translation_id, items.c.translation_id.is_(None))
+            .values(translation_id=item_id)
         )
 
 
-def transition(item_id: int, name: str, actor: str, role: str, comment: str | None = None) -> Item:
-    """Move an item through the workflow; raises WorkflowError when not allowed."""
+def version_of(item: Item) -> str:
+    """The token of the item's current version (it changes with every change)."""
+    return item.updated_at.isoformat()
+
+
+def transition(
+    item_id: int,
+    name: str,
+    actor: str,
+    role: str,
+    comment: str | None = None,
+    seen_version: str | None = None,
+) -> Item:
+    """Move an item through the workflow; raises WorkflowError when not allowed. With
+    ``seen_version`` (from the page the user acted on) the step applies only to the version
+    the user saw: what an admin publishes is what the admin reviewed."""
     step = TRANSITIONS.get(name)
     if step is None:
         raise WorkflowError("Unknown workflow step.")
     if role != "admin" and step.role == "admin":
-        raise WorkflowError("Only an administrator may do this.")
+        raise NotAllowed("Only an administrator may do this.")
     now = utcnow()
     with engine("feeds").begin() as conn:
-        item = store.get_item(conn, item_id)
-        if item is None or item.origin != NETWORK:
-            raise WorkflowError("There is no such item.")
+        item = network_item(conn, item_id)
         if item.state not in step.sources:
             raise WorkflowError(f"This step is not possible while the item is {item.state}.")
+        if seen_version is not None and seen_version != version_of(item):
+            raise WorkflowError(CHANGED_MEANWHILE)
         values: dict[str, Any] = {"state": step.target, "updated_at": now}
         if step.target == PUBLISHED and item.published_at is None:
             values["published_at"] = now
         conn.execute(items.update().where(items.c.id == item_id).values(**values))
         store.log_history(conn, item_id, actor, name, item.state, step.target, comment, now)
+        if PUBLISHED in (item.state, step.target):
+            store.mark_content_changed(conn, now)
         updated = store.get_item(conn, item_id)
     assert updated is not None
     if PUBLISHED in (item.state, step.target):
@@ -279,6 +390,12 @@ def transition(item_id: int, name: str, actor: str, role: str, comment: str | No
             },
         )
     return updated
+
+
+#: Why a step on a version the user did not see is refused.
+CHANGED_MEANWHILE = (
+    "The item was changed after you opened it. Please look at it again and then decide."
+)
 
 
 def visible(now: datetime) -> sa.ColumnElement[bool]:
@@ -302,6 +419,11 @@ def is_visible(item: Item, now: datetime | None = None) -> bool:
     )
 
 
+def contains(text: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching values that contain ``text``."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
 @dataclass(frozen=True)
 class ItemFilter:
     """What a list page or feed shows."""
@@ -323,8 +445,8 @@ class ItemFilter:
             condition = sa.and_(condition, items.c.language == self.language)
         if self.tag:
             # Tags are stored as a JSON list: match the quoted tag.
-            pattern = "%" + json.dumps(self.tag, ensure_ascii=False).replace("%", r"\%") + "%"
-            condition = sa.and_(condition, items.c.tags.like(pattern, escape="\\"))
+            quoted = json.dumps(self.tag, ensure_ascii=False)
+            condition = sa.and_(condition, items.c.tags.like(contains(quoted), escape="\\"))
         if not self.include_partners:
             condition = sa.and_(condition, items.c.origin == NETWORK)
         return condition
@@ -366,6 +488,22 @@ def next_visibility_change(now: datetime) -> datetime | None:
     return min(candidates) if candidates else None
 
 
+def last_public_change(now: datetime) -> datetime | None:
+    """When what the public sees last changed: the latest recorded change (publish,
+    retract, edit, hide, aggregation) or the latest effective or expiry date that has
+    passed, which changes the visible items without anybody writing anything."""
+    with read_connection("feeds") as conn:
+        recorded = store.content_changed_at(conn)
+        boundaries = conn.execute(
+            sa.select(
+                sa.func.max(sa.case((items.c.effective_at <= now, items.c.effective_at))),
+                sa.func.max(sa.case((items.c.expires_at <= now, items.c.expires_at))),
+            ).where(items.c.state == PUBLISHED)
+        ).one()
+    candidates = [t for t in (recorded, *boundaries) if t is not None]
+    return max(candidates) if candidates else None
+
+
 def all_tags(include_partners: bool = False) -> list[str]:
     """Tags of visible items, sorted, for the filter list."""
     with read_connection("feeds") as conn:
@@ -384,7 +522,8 @@ def editor_items(state: str | None = None, query: str = "") -> list[Item]:
     if state:
         condition = sa.and_(condition, items.c.state == state)
     if query:
-        condition = sa.and_(condition, sa.func.lower(items.c.title).like(f"%{query.lower()}%"))
+        title = sa.func.lower(items.c.title)
+        condition = sa.and_(condition, title.like(contains(query.lower()), escape="\\"))
     with read_connection("feeds") as conn:
         rows = conn.execute(
             sa.select(items).where(condition).order_by(items.c.updated_at.desc()).limit(500)
@@ -406,15 +545,17 @@ def partner_items(limit: int = 200) -> list[Item]:
 
 
 def set_hidden(item_id: int, hidden: bool, actor: str) -> None:
-    """Hide an aggregated item from pages and feeds (or show it again)."""
+    """Hide an aggregated item from pages and feeds (or show it again); raises NoSuchItem."""
     now = utcnow()
     with engine("feeds").begin() as conn:
-        conn.execute(
-            items.update()
-            .where(items.c.id == item_id, items.c.origin == PARTNER)
-            .values(hidden=hidden)
-        )
+        item = store.get_item(conn, item_id) if row_id(item_id) else None
+        if item is None or item.origin != PARTNER:
+            raise NoSuchItem("There is no such partner item.")
+        if item.hidden == hidden:
+            return
+        conn.execute(items.update().where(items.c.id == item_id).values(hidden=hidden))
         store.log_history(
             conn, item_id, actor, "hidden" if hidden else "shown", None, None, None, now
         )
+        store.mark_content_changed(conn, now)
     cache.content_changed()

@@ -55,5 +55,8 @@ def load_demo(path: Path = DEMO_FILE) -> int:
             ).inserted_primary_key[0]
             store.log_history(conn, item_id, "demo", "created", None, state, "demo content", now)
             added += 1
-    cache.content_changed()
+        if added:
+            store.mark_content_changed(conn, now)
+    if added:
+        cache.content_changed()
     return added
