@@ -3,7 +3,13 @@
 feedgen builds RSS and Atom; its known pitfalls are handled here: it needs timezone-aware
 dates, it does not derive ``updated`` (we set it from the content, so unchanged content
 gives byte-identical output and a stable ETag), and the ``self`` link must be the URL
-actually served (the app redirects to the canonical query first).
+actually served (the app redirects to the canonical query first). How text and HTML go
+into each format is :mod:`services.feeds.feed_text`.
+
+Validators: the ETag is weak (responses are gzip-compressed on the way out, so the bytes
+on the wire differ from the ones hashed); Last-Modified never goes backwards, because it
+includes the moment of the latest change to public content (a retract removes the newest
+item but moves the date forward).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 import icalendar
@@ -19,7 +25,21 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from services.feeds.cache import Rendered
-from services.feeds.content import ItemFilter, next_visibility_change, public_items
+from services.feeds.content import (
+    ItemFilter,
+    last_public_change,
+    next_visibility_change,
+    public_items,
+)
+from services.feeds.feed_text import (
+    as_html,
+    body_text,
+    hex_references_in_titles,
+    paragraph,
+    printable,
+    rss_title,
+)
+from services.feeds.sanitize import writable
 from services.feeds.store import CONFERENCE_REPORT, NEWS, Item
 from shared.config import get_settings
 from shared.database import utcnow
@@ -40,8 +60,13 @@ MEDIA_TYPES = {
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 KIND_TITLES = {NEWS: "News", CONFERENCE_REPORT: "Conference reports"}
+
+
+class PageNotFound(LookupError):
+    """The feed has fewer pages than the one asked for."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,7 @@ def feed_title(selection: ItemFilter) -> str:
         translate(KIND_TITLES.get(selection.kind or "", "News and conference reports"), language)
     ]
     if selection.tag:
-        parts.append(f"{translate('Tag', language)}: {selection.tag}")
+        parts.append(f"{translate('Tag', language)}: {writable(selection.tag)}")
     if selection.include_partners:
         parts.append(translate("with partner news", language))
     return "KGI – " + " · ".join(parts)
@@ -94,10 +119,19 @@ def item_id(item: Item) -> tuple[str, bool]:
     return get_settings().absolute_url(item.path), True
 
 
-def _validators(body: bytes, items: list[Item]) -> tuple[str, datetime]:
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    last_modified = max((item.updated_at for item in items), default=EPOCH)
-    return etag, last_modified.replace(microsecond=0)
+def last_modified(items: list[Item]) -> datetime:
+    """The feed's Last-Modified: the newest item shown or the latest change to what the
+    public sees, whichever is later (to the second, as HTTP dates are)."""
+    candidates = [item.updated_at for item in items]
+    changed = last_public_change(utcnow())
+    if changed is not None:
+        candidates.append(changed)
+    return max(candidates, default=EPOCH).replace(microsecond=0)
+
+
+def weak_etag(body: bytes) -> str:
+    """A weak entity tag of ``body``: equal content, equal tag, whatever the encoding."""
+    return 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def _valid_until() -> datetime | None:
@@ -107,28 +141,36 @@ def _valid_until() -> datetime | None:
 
 
 def render_feed(fmt: str, query: FeedQuery) -> Rendered:
-    """Render one page of a feed in ``fmt`` (rss, atom or json)."""
+    """Render one page of a feed in ``fmt`` (rss, atom or json); raises PageNotFound for a
+    page past the last (page 1 always exists, empty or not)."""
     offset = (query.page - 1) * FEED_PAGE_SIZE
-    items, total = public_items(query.selection, FEED_PAGE_SIZE, offset)
+    found, total = public_items(query.selection, FEED_PAGE_SIZE, offset)
+    if query.page > 1 and offset >= total:
+        raise PageNotFound(f"This feed has no page {query.page}.")
+    items = [printable(item) for item in found]
     has_next = offset + len(items) < total
+    modified = last_modified(items)
     if fmt == "json":
         body = _json_feed(query, items, has_next)
     else:
-        body = _feedgen(fmt, query, items, has_next)
-    etag, last_modified = _validators(body, items)
-    return Rendered(body, MEDIA_TYPES[fmt], etag, last_modified, _valid_until())
+        body = _feedgen(fmt, query, items, has_next, modified)
+    return Rendered(body, MEDIA_TYPES[fmt], weak_etag(body), modified, _valid_until())
 
 
 def _link_for(item: Item) -> str:
     return get_settings().absolute_url(item.path)
 
 
-def _feedgen(fmt: str, query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
+def _feedgen(
+    fmt: str, query: FeedQuery, items: list[Item], has_next: bool, modified: datetime
+) -> bytes:
     settings = get_settings()
+    rss = fmt == "rss"
     fg = FeedGenerator()
     fg.load_extension("dc")
     fg.id(query.url("atom", 1).replace("/feed.atom", "/feed"))
-    fg.title(feed_title(query.selection))
+    title = feed_title(query.selection)
+    fg.title(rss_title(title) if rss else title)
     fg.subtitle(
         translate("News and conference reports from the network", query.selection.language or "de")
     )
@@ -143,33 +185,48 @@ def _feedgen(fmt: str, query: FeedQuery, items: list[Item], has_next: bool) -> b
     fg.language(query.selection.language or "de")
     fg.author({"name": "KGI-Infobrief"})
     fg.generator("KGI-Infobrief")
-    fg.updated(max((item.updated_at for item in items), default=EPOCH))
-    fg.lastBuildDate(max((item.updated_at for item in items), default=EPOCH))
+    fg.updated(modified)
+    fg.lastBuildDate(modified)
     # feedgen prepends entries: add oldest first so the newest ends up on top.
     for item in reversed(items):
         entry = fg.add_entry()
         identifier, permalink = item_id(item)
         entry.id(identifier)
         entry.guid(identifier, permalink=permalink)
-        entry.title(item.title)
+        entry.title(rss_title(item.title) if rss else item.title)
         link = item.link if item.is_partner and item.link else _link_for(item)
         entry.link(href=link, rel="alternate")
         entry.published(item.published_at or item.created_at)
         entry.updated(item.updated_at)
         if item.summary:
-            entry.summary(item.summary)
+            # RSS description is HTML; Atom summary is text (type="text").
+            entry.summary(as_html(item.summary) if rss else item.summary)
         if item.body:
-            entry.content(item.body, type="CDATA" if fmt == "rss" else "html")
+            # Escaped, not CDATA: nothing in a body can then end the section early.
+            entry.content(item.body, type=None if rss else "html")
         for tag in item.tags:
             entry.category(term=tag)
-        if item.author:
-            entry.author({"name": item.author})
-            entry.dc.dc_creator(item.author)
-        elif item.is_partner and item.source_name:
-            entry.author({"name": item.source_name})
+        # RSS has no per-item language but dc:language; Atom gets xml:lang below.
+        entry.dc.dc_language(item.language)
+        author = item.author or (item.source_name if item.is_partner else None)
+        if author:
+            entry.author({"name": author})
+            entry.dc.dc_creator(author)
     if fmt == "atom":
-        return fg.atom_str(pretty=True)
-    return _with_rss_paging(fg.rss_str(pretty=True), query, has_next)
+        return _with_entry_languages(fg.atom_str(pretty=True), items)
+    return hex_references_in_titles(_with_rss_paging(fg.rss_str(pretty=True), query, has_next))
+
+
+def _with_entry_languages(body: bytes, items: list[Item]) -> bytes:
+    """Mark each Atom entry with its item's language (xml:lang), since a feed without a
+    language filter mixes German and English."""
+    languages = {item_id(item)[0]: item.language for item in items}
+    root = etree.fromstring(body)
+    for entry in root.iter(f"{{{ATOM_NS}}}entry"):
+        language = languages.get(entry.findtext(f"{{{ATOM_NS}}}id") or "")
+        if language:
+            entry.set(XML_LANG, language)
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
 
 
 def _with_rss_paging(body: bytes, query: FeedQuery, has_next: bool) -> bytes:
@@ -212,7 +269,8 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
             "url": _link_for(item),
             "title": item.title,
             "summary": item.summary,
-            "content_html": item.body or f"<p>{item.summary}</p>",
+            "content_html": item.body or paragraph(item.summary),
+            "content_text": body_text(item),
             "date_published": (item.published_at or item.created_at).isoformat(),
             "date_modified": item.updated_at.isoformat(),
             "tags": item.tags,
@@ -224,8 +282,9 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
         if item.lead_image_url:
             image = item.lead_image_url
             entry["image"] = settings.absolute_url(image) if image.startswith("/") else image
-        if item.author:
-            entry["authors"] = [{"name": item.author}]
+        author = item.author or (item.source_name if item.is_partner else None)
+        if author:
+            entry["authors"] = [{"name": author}]
         entries.append(entry)
     return json.dumps(feed, ensure_ascii=False, indent=1).encode()
 
@@ -248,7 +307,7 @@ def render_calendar(selection: ItemFilter) -> Rendered:
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", "KGI – " + translate("Conferences", selection.language or "de"))
-    dated = [item for item in items if item.event_start]
+    dated = [printable(item) for item in items if item.event_start]
     for item in dated:
         event = icalendar.Event()
         event.add("uid", f"item-{item.id}@{host}")
@@ -256,7 +315,8 @@ def render_calendar(selection: ItemFilter) -> Rendered:
         event.add("summary", item.title)
         event.add("dtstart", item.event_start)
         # DTEND of an all-day event is exclusive: the day after the last day.
-        event.add("dtend", (item.event_end or item.event_start) + timedelta(days=1))
+        last_day = item.event_end or item.event_start
+        event.add("dtend", last_day + timedelta(days=1) if last_day < date.max else last_day)
         if item.event_location:
             event.add("location", item.event_location)
         if item.summary:
@@ -268,5 +328,4 @@ def render_calendar(selection: ItemFilter) -> Rendered:
             )
         calendar.add_component(event)
     body = calendar.to_ical()
-    etag, last_modified = _validators(body, dated)
-    return Rendered(body, MEDIA_TYPES["ics"], etag, last_modified, _valid_until())
+    return Rendered(body, MEDIA_TYPES["ics"], weak_etag(body), last_modified(dated), _valid_until())

@@ -1,0 +1,158 @@
+"""Caching headers that tell feed readers the truth: Last-Modified never goes backwards,
+weak ETags (responses are gzip-compressed), 404 past the last page; and what a reader
+needs per item: its language, and who wrote a partner item."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import feedparser
+import httpx
+import pytest
+from lxml import etree
+
+from services.feeds import aggregate, cache, content, store
+from services.feeds.parse import Entry
+from shared.database import engine, utcnow
+from shared.redis_client import get_redis
+from tests.conftest import csrf_of, login
+
+FEEDS = ("rss", "atom", "json")
+
+
+def publish(title: str, **fields: str) -> store.Item:
+    item = content.create_item({"title": title, **fields}, "editor@example.org")
+    return content.transition(item.id, "publish", "admin@example.org", "admin")
+
+
+def next_second() -> None:
+    """HTTP dates have one-second resolution: let the clock move on to the next second."""
+    time.sleep(1 - time.time() % 1 + 0.05)
+
+
+def modified(response: httpx.Response) -> datetime:
+    return parsedate_to_datetime(response.headers["last-modified"])
+
+
+@pytest.mark.parametrize("fmt", FEEDS)
+def test_last_modified_moves_forward_when_the_newest_item_is_retracted(site: str, fmt: str) -> None:
+    publish("Älter")
+    next_second()
+    newest = publish("Neuer")
+    first = httpx.get(f"{site}/news/feed.{fmt}")
+    next_second()
+    content.transition(newest.id, "retract", "admin@example.org", "admin")
+    again = httpx.get(
+        f"{site}/news/feed.{fmt}", headers={"if-modified-since": first.headers["last-modified"]}
+    )
+    assert again.status_code == 200 and "Neuer" not in again.text
+    assert modified(again) > modified(first)
+    assert modified(again) <= utcnow()
+    # The moment comes from the database: it survives a Redis flush and a new process.
+    get_redis().flushdb()
+    cache.clear_local()
+    assert (
+        httpx.get(f"{site}/news/feed.{fmt}").headers["last-modified"]
+        == (again.headers["last-modified"])
+    )
+
+
+def test_hiding_a_partner_item_moves_last_modified_forward(site: str) -> None:
+    source = aggregate.add_source("https://partner.example.org/feed", name="Partner")
+    with engine("feeds").begin() as conn:
+        aggregate.store_entries(
+            conn, source, [Entry(title="Partnernews", link="https://partner.example.org/1")], "de"
+        )
+    cache.content_changed()
+    first = httpx.get(f"{site}/news/feed.atom?partners=1")
+    assert "Partnernews" in first.text
+    next_second()
+    item = content.partner_items()[0]
+    admin = login(site)
+    admin.post(
+        f"/news/admin/partner/{item.id}/hide",
+        data={"csrf_token": csrf_of(admin.get("/news/admin/").text), "hidden": "1"},
+    )
+    again = httpx.get(
+        f"{site}/news/feed.atom?partners=1",
+        headers={"if-modified-since": first.headers["last-modified"]},
+    )
+    assert again.status_code == 200 and "Partnernews" not in again.text
+
+
+def test_an_expiry_that_passes_moves_last_modified_forward(site: str) -> None:
+    publish("Bleibt")
+    publish("Läuft ab", expires_at=(utcnow() + timedelta(seconds=2)).isoformat())
+    first = httpx.get(f"{site}/news/feed.rss")
+    assert "Läuft ab" in first.text
+    time.sleep(2.5)
+    again = httpx.get(
+        f"{site}/news/feed.rss", headers={"if-modified-since": first.headers["last-modified"]}
+    )
+    assert again.status_code == 200 and "Läuft ab" not in again.text
+    assert modified(again) > modified(first)
+
+
+@pytest.mark.parametrize("fmt", (*FEEDS, "ics"))
+def test_etags_are_weak_and_compare_weakly(site: str, fmt: str) -> None:
+    publish("Eins", kind="conference_report", event_start="2027-01-01")
+    path = "/news/events.ics" if fmt == "ics" else f"/news/feed.{fmt}"
+    response = httpx.get(f"{site}{path}", headers={"accept-encoding": "gzip"})
+    etag = response.headers["etag"]
+    assert etag.startswith('W/"') and etag.endswith('"')
+    for sent in (etag, etag[2:]):
+        assert httpx.get(f"{site}{path}", headers={"if-none-match": sent}).status_code == 304
+    unchanged = httpx.get(
+        f"{site}{path}", headers={"if-modified-since": response.headers["last-modified"]}
+    )
+    assert unchanged.status_code == 304
+
+
+@pytest.mark.parametrize("fmt", FEEDS)
+def test_a_page_past_the_last_is_not_found(site: str, fmt: str) -> None:
+    assert httpx.get(f"{site}/news/feed.{fmt}").status_code == 200  # empty, but it exists
+    publish("Einzige")
+    assert httpx.get(f"{site}/news/feed.{fmt}").status_code == 200
+    assert httpx.get(f"{site}/news/feed.{fmt}?page=2").status_code == 404
+    assert httpx.get(f"{site}/news/feed.{fmt}?page=99999999999999999999").status_code == 404
+
+
+def test_the_news_page_past_the_last_is_not_found(site: str) -> None:
+    assert httpx.get(f"{site}/news/").status_code == 200
+    publish("Einzige")
+    assert httpx.get(f"{site}/news/?page=1").status_code == 200
+    for page in ("2", "0", "-1", "abc", "99999999999999999999"):
+        assert httpx.get(f"{site}/news/?page={page}").status_code == 404, page
+
+
+def test_each_item_carries_its_language(site: str) -> None:
+    publish("Deutsch", language="de")
+    publish("English", language="en")
+    rss = etree.fromstring(httpx.get(f"{site}/news/feed.rss").content)
+    languages = {
+        item.findtext("title"): item.findtext("{http://purl.org/dc/elements/1.1/}language")
+        for item in rss.iter("item")
+    }
+    assert languages == {"Deutsch": "de", "English": "en"}
+    atom = feedparser.parse(httpx.get(f"{site}/news/feed.atom").content)
+    assert {e.title: e.title_detail.language for e in atom.entries} == {
+        "Deutsch": "de",
+        "English": "en",
+    }
+    data = httpx.get(f"{site}/news/feed.json").json()
+    assert {i["title"]: i["language"] for i in data["items"]} == {"Deutsch": "de", "English": "en"}
+
+
+def test_partner_items_name_their_author_in_json_feed(site: str) -> None:
+    source = aggregate.add_source("https://partner.example.org/feed", name="Fachstelle Süd")
+    with engine("feeds").begin() as conn:
+        aggregate.store_entries(
+            conn, source, [Entry(title="Von draußen", link="https://partner.example.org/1")], "de"
+        )
+    cache.content_changed()
+    item = httpx.get(f"{site}/news/feed.json?partners=1").json()["items"][0]
+    assert item["authors"] == [{"name": "Fachstelle Süd"}]
+    rss = feedparser.parse(httpx.get(f"{site}/news/feed.rss?partners=1").content)
+    assert rss.entries[0].author == "Fachstelle Süd"
