@@ -96,11 +96,11 @@ def test_feed_filters_and_canonical_urls(site, demo):
 
 
 def test_conditional_get_and_invalidation_on_publish(site, demo, monkeypatch):
-    from services.feeds import app as feeds_app
+    from services.feeds import public
 
     renders = []
-    original = feeds_app.render_feed
-    monkeypatch.setattr(feeds_app, "render_feed", lambda *a: renders.append(a) or original(*a))
+    original = public.render_feed
+    monkeypatch.setattr(public, "render_feed", lambda *a: renders.append(a) or original(*a))
     first = httpx.get(f"{site}/news/feed.atom")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
     assert first.headers["cache-control"].startswith("public")
@@ -241,6 +241,13 @@ def test_translations_link_each_other(site):
     assert f'hreflang="en" href="{site}/news/{english.slug}"' in page
 
 
+def version_in(page: httpx.Response) -> str:
+    """The item version an editor page shows (workflow steps apply to it)."""
+    match = re.search(r'name="version" value="([^"]+)"', page.text)
+    assert match, "page has no item version"
+    return match.group(1)
+
+
 def test_admin_pages_create_submit_and_publish(site):
     editor = login(site, "redaktion@example.org", role="editor")
     form = editor.get("/news/admin/new")
@@ -267,15 +274,25 @@ def test_admin_pages_create_submit_and_publish(site):
         and 'value="submit"' in page.text
         and 'value="publish"' not in page.text
     )
-    editor.post(f"{item_url}/workflow", data={"csrf_token": csrf_of(page.text), "step": "submit"})
+    submitted = editor.post(
+        f"{item_url}/workflow",
+        data={"csrf_token": csrf_of(page.text), "step": "submit", "version": version_in(page)},
+    )
+    assert submitted.status_code == 303
+    page = editor.get(item_url)
     refused = editor.post(
-        f"{item_url}/workflow", data={"csrf_token": csrf_of(page.text), "step": "publish"}
+        f"{item_url}/workflow",
+        data={"csrf_token": csrf_of(page.text), "step": "publish", "version": version_in(page)},
     )
     assert refused.status_code == 403
     admin = login(site, "chefin@example.org", role="admin")
     page = admin.get(item_url)
     assert 'value="publish"' in page.text
-    admin.post(f"{item_url}/workflow", data={"csrf_token": csrf_of(page.text), "step": "publish"})
+    published = admin.post(
+        f"{item_url}/workflow",
+        data={"csrf_token": csrf_of(page.text), "step": "publish", "version": version_in(page)},
+    )
+    assert published.status_code == 303
     assert "Jugendbegegnung 2027" in httpx.get(f"{site}/news/feed.json").text
     history = admin.get(item_url).text
     assert "redaktion@example.org" in history and "chefin@example.org" in history
@@ -335,3 +352,52 @@ def test_feeds_are_paged_with_links(site, monkeypatch):
     assert len(last.entries) == 1 and "next" not in links and links["previous"].endswith("page=2")
     data = httpx.get(f"{site}/news/feed.json?page=2").json()
     assert data["next_url"] == f"{site}/news/feed.json?page=3"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/news/media/../../x",
+        "/news/media/../../../var/secret_key",
+        "/news/media/",
+        "/news/media/abc.png",
+        "/etc/passwd",
+        "//evil.example/x.png",
+        "data:image/png;base64,AAAA",
+        "https://img.example/a b.png",
+    ],
+)
+def test_lead_image_urls_are_http_or_our_media(url):
+    with pytest.raises(content.InvalidItem, match="image"):
+        content.create_item({"title": "Bild", "lead_image_url": url, "lead_image_alt": "x"}, "e")
+
+
+def test_lead_image_urls_that_are_accepted():
+    for url in (
+        "https://img.example/a.jpg",
+        "http://img.example/a.jpg",
+        "/news/media/0123456789abcdef0123456789abcdef.png",
+    ):
+        item = content.create_item(
+            {"title": "Bild", "lead_image_url": url, "lead_image_alt": "x"}, "e"
+        )
+        assert item.lead_image_url == url
+
+
+@pytest.mark.parametrize(
+    "data,kind",
+    [
+        (PNG, "image/png"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 20, "image/jpeg"),
+        (b"GIF89a" + b"\x00" * 20, "image/gif"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 20, "image/webp"),
+    ],
+)
+def test_media_are_served_with_their_type_and_nosniff(site, data, kind):
+    from services.feeds import media
+
+    path = media.save_image(data)
+    served = httpx.get(f"{site}{path}")
+    assert served.status_code == 200 and served.content == data
+    assert served.headers["content-type"] == kind
+    assert served.headers["x-content-type-options"] == "nosniff"

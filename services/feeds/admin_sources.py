@@ -1,0 +1,107 @@
+"""The admin of partner sources. Editors see the sources and their health; adding,
+pausing, resuming, fetching, hiding a source's items and deleting are for admins.
+
+A source is never deleted while items of it are published: that would take content off
+the site as a side effect. Its items are hidden first (one button), then it can go.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from services.feeds import aggregate
+from services.feeds.form_input import checked_form, text_field
+from shared.web.auth import login_required
+from shared.web.sessions import current_user
+from shared.web.templates import render_page
+
+#: Fields of the form that adds a source.
+SOURCE_FIELDS = ("url", "name", "selectors", "language", "interval")
+
+#: What an admin can do with a source.
+ACTIONS = ("pause", "resume", "fetch", "hide", "delete")
+
+
+def _page(request: Request, values: dict[str, str], error: str | None, status: int) -> Response:
+    user = current_user(request)
+    return render_page(
+        request,
+        "feeds/admin/sources.html",
+        {
+            "sources": aggregate.list_all(),
+            "values": values,
+            "error": error,
+            "manage": user is not None and user["role"] == "admin",
+        },
+        status_code=status,
+    )
+
+
+@login_required()
+def admin_sources(request: Request) -> Response:
+    """The sources with their last fetch, status and error."""
+    return _page(request, {}, None, 200)
+
+
+def _add(request: Request, values: dict[str, str]) -> Response:
+    try:
+        interval = int(values["interval"] or aggregate.DEFAULT_INTERVAL_MINUTES)
+    except ValueError:
+        return _page(request, values, "The interval must be a number of minutes.", 422)
+    try:
+        aggregate.add_source(
+            values["url"],
+            values["name"] or None,
+            values["selectors"] or None,
+            values["language"] or None,
+            interval,
+        )
+    except aggregate.InvalidSource as exc:
+        return _page(request, values, str(exc), 422)
+    return RedirectResponse("/news/admin/sources?added=1", status_code=303)
+
+
+@login_required("admin")
+async def admin_add_source(request: Request) -> Response:
+    """Add a feed, or an HTML page read with CSS selectors."""
+    form = await checked_form(request)
+    values = {name: text_field(form, name).strip() for name in SOURCE_FIELDS}
+    return await run_in_threadpool(_add, request, values)
+
+
+def _act(request: Request, source_id: int, action: str) -> Response:
+    user: dict[str, Any] = current_user(request) or {}
+    try:
+        if action == "pause":
+            aggregate.update_source(source_id, paused=True)
+        elif action == "resume":
+            aggregate.update_source(source_id, paused=False)
+        elif action == "fetch":
+            from services.feeds.actors import fetch_source
+
+            aggregate.get_source(source_id)  # raises NoSuchSource for an unknown id
+            fetch_source.send(source_id)
+        elif action == "hide":
+            aggregate.hide_items(source_id, user.get("email", ""))
+        else:
+            aggregate.delete_source(source_id)
+    except aggregate.NoSuchSource as exc:
+        raise HTTPException(404, str(exc)) from None
+    except aggregate.SourceInUse as exc:
+        raise HTTPException(409, str(exc)) from None
+    return RedirectResponse("/news/admin/sources", status_code=303)
+
+
+@login_required("admin")
+async def admin_source_action(request: Request) -> Response:
+    """Pause, resume, fetch now, hide the items of, or delete a source."""
+    form = await checked_form(request)
+    action = text_field(form, "action")
+    if action not in ACTIONS:
+        raise HTTPException(400, "Unknown action.")
+    return await run_in_threadpool(_act, request, request.path_params["id"], action)

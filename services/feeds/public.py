@@ -1,0 +1,235 @@
+"""The public side of the feeds service: list and item pages, feeds, the items API, media.
+
+Every endpoint is a plain function: Starlette runs it in the threadpool, so its database
+and Redis calls never block the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from services.feeds import cache, content, media, revisions, store
+from services.feeds.content import EARLIEST_DATE, LATEST_DATE, ItemFilter, row_id
+from services.feeds.sanitize import writable
+from services.feeds.store import KINDS
+from services.feeds.syndication import FeedQuery, PageNotFound, render_calendar, render_feed
+from shared.config import get_settings
+from shared.database import read_connection
+from shared.i18n import LANGUAGES
+from shared.web.conditional import conditional_response
+from shared.web.sessions import current_user
+from shared.web.templates import render_page
+
+#: Items per page on the public list.
+LIST_PAGE_SIZE = 10
+
+#: Highest page number anybody may ask for: beyond any real archive, and small enough
+#: that page × page size stays inside the database's integers.
+MAX_PAGE = 1_000_000
+
+#: How long feed readers and proxies may reuse a feed without asking (5 minutes).
+FEED_MAX_AGE_SECONDS = 300
+
+#: Most items one API call returns.
+API_LIMIT = 200
+
+#: Longest tag filter taken from a query (as long as the longest tag).
+MAX_TAG_FILTER = content.MAX_TAG_LENGTH
+
+NOTHING_HERE = "There is nothing at this address."
+
+
+def page_of(request: Request) -> int:
+    """The page asked for (1 without ``?page=``); 404 unless it is a whole number from 1."""
+    raw = request.query_params.get("page")
+    if raw is None:
+        return 1
+    page = row_id(raw)
+    if page is None or page > MAX_PAGE:
+        raise HTTPException(404, "There is no such page.")
+    return page
+
+
+def selection_from(request: Request) -> tuple[ItemFilter, int]:
+    """The filters and page asked for; unknown filter values are ignored."""
+    params = request.query_params
+    kind = params.get("type") if params.get("type") in KINDS else None
+    language = params.get("lang") if params.get("lang") in LANGUAGES else None
+    tag = writable(params.get("tag") or "").strip()[:MAX_TAG_FILTER] or None
+    partners = params.get("partners") in ("1", "true", "yes")
+    selection = ItemFilter(kind=kind, tag=tag, language=language, include_partners=partners)
+    return selection, page_of(request)
+
+
+def conditional(request: Request, rendered: cache.Rendered) -> Response:
+    """The rendered body, or 304 when the client's copy is current."""
+    return conditional_response(
+        request,
+        rendered.body,
+        rendered.media_type,
+        rendered.etag,
+        rendered.last_modified,
+        FEED_MAX_AGE_SECONDS,
+    )
+
+
+def news_list(request: Request) -> Response:
+    """The public list of news and conference reports, filtered and paged."""
+    selection, page = selection_from(request)
+    found, total = content.public_items(selection, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
+    pages = max(1, -(-total // LIST_PAGE_SIZE))
+    if page > pages:
+        raise HTTPException(404, "There is no such page.")
+    query = FeedQuery(selection)
+    return render_page(
+        request,
+        "feeds/list.html",
+        {
+            "items": found,
+            "selection": selection,
+            "page": page,
+            "pages": pages,
+            "total": total,
+            "tags": content.all_tags(selection.include_partners),
+            "feeds": {fmt: query.url(fmt) for fmt in ("rss", "atom", "json")},
+            "query": query.query_string,
+        },
+    )
+
+
+def news_item(request: Request) -> Response:
+    """An item's page; logged-in staff also see items that are not public, and with
+    ``?revision=pending`` the item as its pending revision would make it."""
+    with read_connection("feeds") as conn:
+        item = store.get_item_by_slug(conn, request.path_params["slug"])
+        translation = (
+            store.get_item(conn, item.translation_id) if item and item.translation_id else None
+        )
+    staff = current_user(request) is not None
+    if item is None or (not staff and not content.is_visible(item)):
+        raise HTTPException(404, NOTHING_HERE)
+    if translation is not None and not content.is_visible(translation):
+        translation = None
+    shown, revision = item, None
+    if staff and request.query_params.get("revision") == "pending":
+        revision = revisions.pending_revision(item.id)
+        if revision is not None:
+            shown = revisions.preview(item, revision)
+    return render_page(
+        request,
+        "feeds/item.html",
+        {
+            "item": shown,
+            "translation": translation,
+            "preview": not content.is_visible(item) or revision is not None,
+            "revision": revision,
+            "feeds": {
+                fmt: FeedQuery(ItemFilter(kind=item.kind)).url(fmt)
+                for fmt in ("rss", "atom", "json")
+            },
+        },
+    )
+
+
+def feed(request: Request) -> Response:
+    """RSS, Atom or JSON Feed of a selection, from the cache, with conditional GET."""
+    fmt = request.path_params["fmt"]
+    if fmt not in ("rss", "atom", "json"):
+        raise HTTPException(404, NOTHING_HERE)
+    selection, page = selection_from(request)
+    query = FeedQuery(selection, page)
+    if request.url.query != query.query_string:
+        # One URL per feed, so the self link always matches the URL served.
+        target = request.url.path + ("?" + query.query_string if query.query_string else "")
+        return RedirectResponse(target, status_code=301)
+    try:
+        rendered = cache.cached(f"{fmt}?{query.query_string}", lambda: render_feed(fmt, query))
+    except PageNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    return conditional(request, rendered)
+
+
+def calendar(request: Request) -> Response:
+    """Conference dates as iCalendar, with conditional GET."""
+    selection, _ = selection_from(request)
+    key = f"ics?{FeedQuery(selection).query_string}"
+    return conditional(request, cache.cached(key, lambda: render_calendar(selection)))
+
+
+def since_of(raw: str) -> datetime:
+    """``?since=`` as a UTC moment; 422 unless an ISO date or date-time in range."""
+    try:
+        since = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(422, "since must be an ISO date or date-time.") from None
+    # Checked before converting: at the ends of the calendar that would overflow.
+    if not EARLIEST_DATE <= since.date() <= LATEST_DATE:
+        years = f"{EARLIEST_DATE.year} and {LATEST_DATE.year}"
+        raise HTTPException(422, f"since must lie between {years}.")
+    return since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+def api_items(request: Request) -> Response:
+    """Visible items as JSON for other services (the newsletter composes from this):
+    the list filters plus ``since`` (ISO date or time) and ``limit``."""
+    selection, page = selection_from(request)
+    since_raw = request.query_params.get("since")
+    if since_raw:
+        selection = replace(selection, since=since_of(since_raw))
+    try:
+        limit = max(1, min(int(request.query_params.get("limit", "50")), API_LIMIT))
+    except ValueError:
+        raise HTTPException(422, "limit must be a number.") from None
+    found, total = content.public_items(selection, limit, (page - 1) * limit)
+    return JSONResponse(
+        {"total": total, "page": page, "items": [item_json(item) for item in found]}
+    )
+
+
+def item_json(item: store.Item) -> dict[str, Any]:
+    """The public fields of an item, with absolute URLs."""
+    settings = get_settings()
+    image = item.lead_image_url
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "origin": item.origin,
+        "source": item.source_name,
+        "language": item.language,
+        "title": item.title,
+        "summary": item.summary,
+        "url": settings.absolute_url(item.path),
+        "external_url": item.link if item.is_partner else None,
+        "tags": item.tags,
+        "image": (settings.absolute_url(image) if image and image.startswith("/") else image),
+        "image_alt": item.lead_image_alt,
+        "published_at": item.published_at.isoformat() if item.published_at else None,
+        "event": {
+            "start": item.event_start.isoformat(),
+            "end": (item.event_end or item.event_start).isoformat(),
+            "location": item.event_location,
+        }
+        if item.event_start
+        else None,
+    }
+
+
+def media_file(request: Request) -> Response:
+    """An uploaded image, by its content hash name, with its checked type."""
+    name = request.path_params["name"]
+    path = media.media_path(name)
+    if path is None:
+        raise HTTPException(404, NOTHING_HERE)
+    headers = {
+        # Names are content hashes: the file behind a name never changes.
+        "Cache-Control": "public, max-age=31536000, immutable",
+        # The type is the one checked at upload; browsers must not guess another.
+        "X-Content-Type-Options": "nosniff",
+    }
+    return FileResponse(path, media_type=media.media_type(name), headers=headers)
