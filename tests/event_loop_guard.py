@@ -24,6 +24,10 @@ _lock = threading.Lock()
 
 
 def _on_event_loop() -> bool:
+    # The web server's loop runs in its own thread; the main thread may hold a loop of
+    # the test's own (Playwright's sync API runs one), and that is not the server's.
+    if threading.current_thread() is threading.main_thread():
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -483,7 +483,7 @@ def test_a_source_with_published_items_is_not_deleted(site: str, clients: Client
         data={"csrf_token": token(admin), "action": "delete"},
     )
     assert refused.status_code == 409
-    assert "still has 1 published item" in refused.text and "Hide" in refused.text
+    assert "still has published items" in refused.text and "Hide its items" in refused.text
     assert source_now(source.id) is not None
     assert "Partnermeldung" in feed_titles(site, "?partners=1")
     with pytest.raises(aggregate.SourceInUse):

@@ -14,7 +14,7 @@ from shared.database import engine, utcnow
 from shared.web.sessions import SESSION_COOKIE
 from tests.conftest import csrf_of, login, run_kgi
 
-ADMIN_ONLY = "/news/admin/sources"
+ADMIN_ONLY = "/subscribers/admin/import"
 
 
 def _copy(client: httpx.Client, site: str) -> httpx.Client:

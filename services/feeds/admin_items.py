@@ -39,6 +39,27 @@ MAX_COMMENT_LENGTH = 1000
 #: Longest title search.
 MAX_QUERY_LENGTH = 200
 
+#: The editor form's label of each content field (English; translated on the page), so
+#: the review of a revision names fields as the form does.
+FIELD_LABELS = {
+    "kind": "Type",
+    "language": "Language",
+    "title": "Title",
+    "summary": "Summary",
+    "body": "Text (HTML)",
+    "tags": "Tags",
+    "lead_image_url": "Lead image (https address)",
+    "lead_image_alt": "Image description (alt text)",
+    "author": "Author",
+    "event_start": "Start date",
+    "event_end": "End date",
+    "event_location": "Location",
+    "event_organiser": "Organiser",
+    "effective_at": "Visible from",
+    "expires_at": "Visible until",
+    "translation_id": "Translation of",
+}
+
 
 def _user(request: Request) -> dict[str, Any]:
     user = current_user(request)
@@ -122,6 +143,7 @@ def _editor_form(
             "revision": revision,
             "revision_version": revisions.version_of(revision) if revision else "",
             "changes": revisions.changes(item, revision) if item and revision else [],
+            "labels": FIELD_LABELS,
             "needs_review": item is not None and revisions.needs_review(item, role, revision),
         },
         status_code=status,

@@ -62,6 +62,13 @@ class SourceInUse(Exception):
     """The source still has published items, which deleting it would take off the site."""
 
 
+#: Why such a source is not deleted, and what to do instead.
+SOURCE_IN_USE = (
+    "This source still has published items. Hide its items first (button “Hide its "
+    "items”), or pause the source to keep them and stop fetching."
+)
+
+
 @dataclass(frozen=True)
 class FetchReport:
     source_id: int
@@ -181,11 +188,7 @@ def delete_source(source_id: int) -> None:
             sa.select(sa.func.count()).select_from(items).where(_published(source_id))
         ).scalar_one()
         if shown:
-            noun = "item" if shown == 1 else "items"
-            raise SourceInUse(
-                f"This source still has {shown} published {noun}. Hide its items first "
-                "(button “Hide its items”), or pause the source to keep them and stop fetching."
-            )
+            raise SourceInUse(SOURCE_IN_USE)
         conn.execute(items.delete().where(items.c.source_id == source_id))
         conn.execute(sources.delete().where(sources.c.id == source_id))
 

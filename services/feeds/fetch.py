@@ -92,7 +92,7 @@ def url_problem(url: str) -> str | None:
     try:
         parts.hostname.encode("idna")
     except UnicodeError:
-        return f"The host name {parts.hostname} is not valid."
+        return "The host name is not valid."
     return None
 
 

@@ -146,7 +146,7 @@ def render_feed(fmt: str, query: FeedQuery) -> Rendered:
     offset = (query.page - 1) * FEED_PAGE_SIZE
     found, total = public_items(query.selection, FEED_PAGE_SIZE, offset)
     if query.page > 1 and offset >= total:
-        raise PageNotFound(f"This feed has no page {query.page}.")
+        raise PageNotFound("There is no such page.")
     items = [printable(item) for item in found]
     has_next = offset + len(items) < total
     modified = last_modified(items)
