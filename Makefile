@@ -24,6 +24,7 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	sh scripts/install-browser.sh $(VENV)
+	sh scripts/install-test-tools.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

@@ -226,10 +226,10 @@ def main() -> int:
             html, text = render.personalise(
                 rendered, render.Recipient("Leser", "https://x/u", "https://x/p")
             )
-            from shared.mail.bulk import BulkMessage
+            from shared.mail.message import ISSUE, PreparedMessage, Unsubscribe
 
-            sample = BulkMessage(issue.subject).render(
-                "leser0@example.org", "Leser", html, text, "https://x/u"
+            sample = PreparedMessage(issue.subject, ISSUE).render(
+                "leser0@example.org", "Leser", text, html, Unsubscribe("https://x/u")
             )
             loop_rate = baseline(sink_port, sample, size, counter)
 

@@ -36,6 +36,19 @@ DEFAULT_MAIL_CATCHER_PORT = 8025
 #: Failed logins per client IP and account within 15 minutes before login is refused.
 DEFAULT_LOGIN_FAILURES_ALLOWED = 5
 
+#: Soft bounces (mailbox full, greylisting given up, ...) within the window that make an
+#: address count as bounced: one full mailbox is no reason to stop, a month of them is.
+DEFAULT_SOFT_BOUNCE_LIMIT = 3
+DEFAULT_SOFT_BOUNCE_WINDOW_DAYS = 30
+
+#: Port of ``kgi inbound``, the SMTP/LMTP receiver for bounces, complaints and mailto
+#: unsubscribes (the development mail catcher has 8025).
+DEFAULT_INBOUND_PORT = 8026
+
+#: Shown in every mail footer until KGI_POSTAL_ADDRESS is set; production refuses to
+#: start without the real one (German senders must name themselves, §5 DDG / §7 UWG).
+POSTAL_ADDRESS_PLACEHOLDER = "Postal address not configured (KGI_POSTAL_ADDRESS)"
+
 
 class ConfigurationError(RuntimeError):
     """A setting is missing or malformed; the message names the variable."""
@@ -79,6 +92,24 @@ class Settings:
     #: VERP: bounces go to ``local+<recipient>@domain`` of this address when set.
     bounce_address: str | None = None
     list_id: str = ""
+    #: The organisation that sends, and its postal address: in every mail footer.
+    organisation: str = "Kommune goes International"
+    postal_address: str = POSTAL_ADDRESS_PLACEHOLDER
+    #: Link to the site's imprint (Impressum) in mail footers; unset: not linked.
+    imprint_url: str | None = None
+    #: Bounce policy: this many soft bounces within the window count as a hard bounce.
+    soft_bounce_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT
+    soft_bounce_window_days: int = DEFAULT_SOFT_BOUNCE_WINDOW_DAYS
+    #: ``kgi inbound`` listens here (loopback by default: it sits behind the site's MTA).
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = DEFAULT_INBOUND_PORT
+    #: A hosted mailbox that receives bounces (``imaps://user:pass@host/INBOX``), polled
+    #: by ``kgi inbound``; unset: none.
+    bounce_mailbox_url: str | None = None
+    #: Relay webhooks: Mailgun's HTTP webhook signing key, SendGrid's event webhook
+    #: verification key (PEM or base64 DER of the ECDSA public key). Unset: refused.
+    mailgun_webhook_key: str | None = None
+    sendgrid_webhook_key: str | None = None
     dkim_key_file: str | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
@@ -119,7 +150,7 @@ class Settings:
     @property
     def mail_domain(self) -> str:
         """Domain for Message-IDs: the sender's, so they are globally unique."""
-        return self.mail_from.rpartition("@")[2].strip(">") or "localhost"
+        return _mail_domain(self.mail_from)
 
 
 def _int(name: str, default: int) -> int:
@@ -163,6 +194,21 @@ def _trusted_proxy() -> str | None:
         ) from None
 
 
+def _postal_address(env: str) -> str:
+    raw = " ".join(os.environ.get("KGI_POSTAL_ADDRESS", "").split())
+    if raw:
+        return raw
+    if env == "production":
+        raise ConfigurationError(
+            "KGI_POSTAL_ADDRESS must be set in production: every mail names its sender's address"
+        )
+    return POSTAL_ADDRESS_PLACEHOLDER
+
+
+def _mail_domain(mail_from: str) -> str:
+    return mail_from.rpartition("@")[2].strip(">").strip() or "localhost"
+
+
 def load_settings() -> Settings:
     """Read every ``KGI_*`` variable; see the README for the list and defaults."""
     env = os.environ.get("KGI_ENV", "development")
@@ -181,6 +227,7 @@ def load_settings() -> Settings:
         )
         for owner in DATABASE_OWNERS
     }
+    mail_from = os.environ.get("KGI_MAIL_FROM", "KGI-Infobrief <infobrief@localhost>")
     return Settings(
         env=env,
         base_url=base_url,
@@ -191,7 +238,7 @@ def load_settings() -> Settings:
         private_redis=private_redis,
         smtp_url=os.environ.get("KGI_SMTP_URL") or None,
         mail_catcher_port=_int("KGI_MAIL_CATCHER_PORT", DEFAULT_MAIL_CATCHER_PORT),
-        mail_from=os.environ.get("KGI_MAIL_FROM", "KGI-Infobrief <infobrief@localhost>"),
+        mail_from=mail_from,
         database_urls=database_urls,
         pending_ttl_seconds=_int("KGI_PENDING_TTL_SECONDS", DEFAULT_PENDING_TTL_SECONDS),
         signups_per_ip_per_hour=_int(
@@ -210,8 +257,22 @@ def load_settings() -> Settings:
         schedule_grace_seconds=_int("KGI_SCHEDULE_GRACE_SECONDS", 900),
         reply_to=os.environ.get("KGI_REPLY_TO") or None,
         bounce_address=os.environ.get("KGI_BOUNCE_ADDRESS") or None,
+        # RFC 2919: the identifier lives in a domain the sender controls: the From domain,
+        # not the web host (which may be an IP address).
         list_id=os.environ.get("KGI_LIST_ID")
-        or f"KGI-Infobrief <infobrief.{urlsplit(base_url).hostname or 'localhost'}>",
+        or f"KGI-Infobrief <infobrief.{_mail_domain(mail_from)}>",
+        organisation=os.environ.get("KGI_ORGANISATION", "").strip() or "Kommune goes International",
+        postal_address=_postal_address(env),
+        imprint_url=os.environ.get("KGI_IMPRINT_URL") or None,
+        soft_bounce_limit=max(1, _int("KGI_SOFT_BOUNCE_LIMIT", DEFAULT_SOFT_BOUNCE_LIMIT)),
+        soft_bounce_window_days=max(
+            1, _int("KGI_SOFT_BOUNCE_WINDOW_DAYS", DEFAULT_SOFT_BOUNCE_WINDOW_DAYS)
+        ),
+        inbound_host=os.environ.get("KGI_INBOUND_HOST", "127.0.0.1"),
+        inbound_port=_int("KGI_INBOUND_PORT", DEFAULT_INBOUND_PORT),
+        bounce_mailbox_url=os.environ.get("KGI_BOUNCE_MAILBOX_URL") or None,
+        mailgun_webhook_key=os.environ.get("KGI_MAILGUN_WEBHOOK_KEY") or None,
+        sendgrid_webhook_key=os.environ.get("KGI_SENDGRID_WEBHOOK_KEY") or None,
         dkim_key_file=os.environ.get("KGI_DKIM_KEY_FILE") or None,
         dkim_selector=os.environ.get("KGI_DKIM_SELECTOR") or None,
         dkim_domain=os.environ.get("KGI_DKIM_DOMAIN") or None,

@@ -68,6 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
             # Claimed rows of a killed sender return after 3 s instead of 2 minutes.
             "KGI_NEWSLETTER_LEASE_SECONDS": "3",
             "KGI_NEWSLETTER_SENDERS": "2",
+            # Mail comes back to tagged addresses of this one (VERP, mailto unsubscribe).
+            "KGI_BOUNCE_ADDRESS": "bounces@kgi.example.org",
+            "KGI_POSTAL_ADDRESS": "Musterstraße 1, 10115 Berlin",
         }
     )
     from shared.database import migrate_all
@@ -199,6 +202,15 @@ def link_in(text: str, path: str) -> str:
     match = re.search(rf"https?://[^\s\"<>]+{re.escape(path)}[^\s\"<>]*", text)
     assert match, f"no {path} link in mail:\n{text}"
     return match.group(0)
+
+
+def unsubscribe_uris(message: Any) -> tuple[str | None, str]:
+    """(mailto URI or None, one-click https URI) of a mail's List-Unsubscribe header."""
+    uris = re.findall(r"<([^<>]+)>", str(message["List-Unsubscribe"]))
+    assert uris and uris[-1].startswith("http"), message["List-Unsubscribe"]
+    mailto = uris[0] if len(uris) == 2 and uris[0].startswith("mailto:") else None
+    assert len(uris) == (2 if mailto else 1), uris
+    return mailto, uris[-1]
 
 
 def csrf_of(html: str) -> str:

@@ -166,6 +166,7 @@ def examples(count: int) -> settings:
 
 
 UNSUBSCRIBE = "https://kgi.example.org/subscribers/unsubscribe/abc.def?lang=de"
+MAILTO = "mailto:bounces+u42.0123456789@kgi.example.org?subject=unsubscribe"
 
 
 def refused_anywhere(value: str) -> bool:
@@ -177,13 +178,10 @@ def refused_anywhere(value: str) -> bool:
 def configured(**changes: str | None) -> Iterator[None]:
     """Settings with ``changes`` for the mail modules (they are read per message)."""
     from shared import config
-    from shared.mail import bulk, message
+    from shared.mail import message
 
     changed = dataclasses.replace(config.get_settings(), **changes)
-    with (
-        mock.patch.object(message, "get_settings", lambda: changed),
-        mock.patch.object(bulk, "get_settings", lambda: changed),
-    ):
+    with mock.patch.object(message, "get_settings", lambda: changed):
         yield
 
 
@@ -194,35 +192,32 @@ def bodies(name: str) -> tuple[str, str]:
 
 @examples(400)
 @given(name=TEXT, subject=TEXT)
-def test_build_message_says_exactly_what_was_meant(name, subject):
+def test_transactional_mail_says_exactly_what_was_meant(name, subject):
     from shared.addresses import InvalidInput, clean_name
     from shared.mail.headers import parse_mailbox
-    from shared.mail.message import build_message, recipient
+    from shared.mail.message import WELCOME, PreparedMessage, Unsubscribe
 
-    EXAMPLES["build_message"] += 1
+    EXAMPLES["transactional"] += 1
     try:
         name = clean_name(name)
     except InvalidInput:
-        EXAMPLES["build_message: name refused by clean_name"] += 1
+        EXAMPLES["transactional: name refused by clean_name"] += 1
         name = "Lena Müller"
     text, html_body = bodies(name)
     try:
-        built = build_message(
-            to=recipient("leser@example.org", name),
-            subject=subject,
-            text=text,
-            html=html_body,
-            unsubscribe_url=UNSUBSCRIBE,
-        )
+        prepared = PreparedMessage(subject, WELCOME, dkim_key=None)
     except UnsafeHeader:
         # Only a subject with a character no header may carry is refused; every name
         # clean_name accepts must be sendable.
         assert refused_anywhere(subject)
-        EXAMPLES["build_message: subject refused"] += 1
+        EXAMPLES["transactional: subject refused"] += 1
         return
     assert not refused_anywhere(subject)
+    data = prepared.render(
+        "leser@example.org", name, text, html_body, Unsubscribe(UNSUBSCRIBE, MAILTO)
+    )
     check_mail(
-        built.as_bytes(),
+        data,
         {
             "From": parse_mailbox(get_settings().mail_from),
             "To": Address(name, "leser", "example.org"),
@@ -230,7 +225,10 @@ def test_build_message_says_exactly_what_was_meant(name, subject):
             "Date": None,
             "Message-ID": None,
             "MIME-Version": "1.0",
-            "List-Unsubscribe": f"<{UNSUBSCRIBE}>",
+            "List-Id": get_settings().list_id,
+            "Feedback-ID": "welcome:welcome:kgi-infobrief",
+            "Auto-Submitted": "auto-generated",
+            "List-Unsubscribe": f"<{MAILTO}>, <{UNSUBSCRIBE}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
         text,
@@ -240,16 +238,16 @@ def test_build_message_says_exactly_what_was_meant(name, subject):
 
 @examples(400)
 @given(name=TEXT, subject=LONG_TEXT, sender=TEXT)
-def test_bulk_render_says_exactly_what_was_meant(name, subject, sender):
+def test_issue_mail_says_exactly_what_was_meant(name, subject, sender):
     from shared.addresses import InvalidInput, clean_name
-    from shared.mail.bulk import BulkMessage
     from shared.mail.headers import parse_mailbox
+    from shared.mail.message import ISSUE, PreparedMessage, Unsubscribe
 
-    EXAMPLES["bulk"] += 1
+    EXAMPLES["issue"] += 1
     try:
         name = clean_name(name)
     except InvalidInput:
-        EXAMPLES["bulk: name refused by clean_name"] += 1
+        EXAMPLES["issue: name refused by clean_name"] += 1
         name = ""
     # A sender name as an operator would configure it: formataddr encodes or quotes it.
     try:
@@ -259,21 +257,21 @@ def test_bulk_render_says_exactly_what_was_meant(name, subject, sender):
     try:
         sender_address = parse_mailbox(mail_from)
     except UnsafeHeader:
-        EXAMPLES["bulk: configured sender refused"] += 1
+        EXAMPLES["issue: configured sender refused"] += 1
         mail_from = "KGI-Infobrief <infobrief@kgi.example.org>"
         sender_address = parse_mailbox(mail_from)
     reply_to = "Redaktion Köln <redaktion@kgi.example.org>"
     list_id = "KGI-Infobrief Köln <infobrief.kgi.example.org>"
     with configured(mail_from=mail_from, reply_to=reply_to, list_id=list_id):
         try:
-            prepared = BulkMessage(subject, dkim_key=None)
+            prepared = PreparedMessage(subject, ISSUE, campaign="issue7", dkim_key=None)
         except UnsafeHeader:
             assert refused_anywhere(subject)
-            EXAMPLES["bulk: subject refused"] += 1
+            EXAMPLES["issue: subject refused"] += 1
             return
     assert not refused_anywhere(subject)
     text, html_body = bodies(name)
-    data = prepared.render("leser@example.org", name, html_body, text, UNSUBSCRIBE)
+    data = prepared.render("leser@example.org", name, text, html_body, Unsubscribe(UNSUBSCRIBE))
     check_mail(
         data,
         {
@@ -282,6 +280,7 @@ def test_bulk_render_says_exactly_what_was_meant(name, subject, sender):
             "MIME-Version": "1.0",
             "List-Id": list_id,
             "Reply-To": parse_mailbox(reply_to),
+            "Feedback-ID": "issue7:newsletter:kgi-infobrief",
             "To": Address(name, "leser", "example.org"),
             "Date": None,
             "Message-ID": None,
@@ -318,35 +317,38 @@ LONG_GERMAN = "Einladung zur Fachtagung „Kommune goes International“ am 12. 
 
 
 def test_long_german_subject_folds_with_crlf_only():
-    from shared.mail.bulk import BulkMessage
-    from shared.mail.message import build_message
+    from shared.mail.message import CONFIRMATION, ISSUE, SUMMARY, PreparedMessage
 
-    built = build_message(to="leser@example.org", subject=LONG_GERMAN, text="x", html="<p>x</p>")
-    bulk = BulkMessage(LONG_GERMAN, dkim_key=None).render(
-        "leser@example.org", "", "<p>x</p>", "x", None
-    )
-    for data in (built.as_bytes(), bulk):
+    for data in (
+        PreparedMessage(LONG_GERMAN, kind, dkim_key=None).render("leser@example.org", "", "x", body)
+        for kind in (CONFIRMATION, ISSUE, SUMMARY)
+        for body in ("<p>x</p>", None)
+    ):
         assert b"\n" not in data.replace(b"\r\n", b"")
         head = data.split(b"\r\n\r\n", 1)[0]
         assert all(len(line) <= 78 for line in head.split(b"\r\n"))
         assert str(strict_parse(data)["Subject"]) == LONG_GERMAN
 
 
-def test_non_ascii_configured_sender_is_encoded_in_bulk_mail():
-    from shared.mail.bulk import BulkMessage
+def test_non_ascii_configured_sender_is_encoded_in_every_mail():
+    from shared.mail.message import CONFIRMATION, ISSUE, PreparedMessage
 
     with configured(
         mail_from="Kommunale Gemeinschaftsstelle Müller <infobrief@kgi.example.org>",
         reply_to="Redaktion Köln <redaktion@kgi.example.org>",
     ):
-        data = BulkMessage("Hallo", dkim_key=None).render(
-            "leser@example.org", "Lena", "<p>x</p>", "x", None
-        )
-    head = data.split(b"\r\n\r\n", 1)[0]
-    assert head.isascii()
-    message = strict_parse(data)
-    assert message["From"].addresses[0].display_name == "Kommunale Gemeinschaftsstelle Müller"
-    assert message["Reply-To"].addresses[0].display_name == "Redaktion Köln"
+        mails = [
+            PreparedMessage("Hallo", kind, dkim_key=None).render(
+                "leser@example.org", "Lena", "x", "<p>x</p>"
+            )
+            for kind in (CONFIRMATION, ISSUE)
+        ]
+    for data in mails:
+        head = data.split(b"\r\n\r\n", 1)[0]
+        assert head.isascii()
+        message = strict_parse(data)
+        assert message["From"].addresses[0].display_name == "Kommunale Gemeinschaftsstelle Müller"
+        assert message["Reply-To"].addresses[0].display_name == "Redaktion Köln"
 
 
 def test_encoded_word_lookalikes_in_a_subject_stay_literal_text():
@@ -375,6 +377,23 @@ def test_list_unsubscribe_is_emitted_verbatim():
     assert header_line("List-Unsubscribe", f"<{UNSUBSCRIBE}>") == (
         f"List-Unsubscribe: <{UNSUBSCRIBE}>\r\n"
     )
+    both = f"<{MAILTO}>, <{UNSUBSCRIBE}>"
+    assert header_line("List-Unsubscribe", both) == f"List-Unsubscribe: {both}\r\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"<{MAILTO}>",  # one-click needs the https URI
+        f"<{UNSUBSCRIBE}>, <{MAILTO}>",
+        f"<{MAILTO}>, <{UNSUBSCRIBE}>, <{UNSUBSCRIBE}>",
+        "<mailto:a@example.org,b@example.org>, <https://kgi.example.org/u>",
+        f"<{MAILTO}>,<{UNSUBSCRIBE}>",
+    ],
+)
+def test_list_unsubscribe_takes_one_mailto_and_one_https_uri_only(value):
+    with pytest.raises(UnsafeHeader):
+        header_line("List-Unsubscribe", value)
 
 
 @pytest.mark.parametrize(
@@ -398,13 +417,11 @@ def test_header_line_refuses_what_cannot_be_written_safely(name, value):
 
 
 def test_extra_headers_cannot_replace_the_own_ones():
-    from shared.mail.bulk import BulkMessage
-    from shared.mail.message import build_message
+    from shared.mail.message import ISSUE, PreparedMessage
 
-    with pytest.raises(UnsafeHeader):
-        build_message(to="a@example.org", subject="x", text="x", extra_headers={"to": "x"})
-    with pytest.raises(UnsafeHeader):
-        BulkMessage("x", {"reply-to": "x"}, dkim_key=None)
+    for name in ("to", "reply-to", "Feedback-ID", "auto-submitted"):
+        with pytest.raises(UnsafeHeader):
+            PreparedMessage("x", ISSUE, extra_headers={name: "x"}, dkim_key=None)
 
 
 @pytest.mark.parametrize(
@@ -443,27 +460,27 @@ def test_clean_name_keeps_real_names(name):
 @pytest.mark.parametrize("name", ["字" * 200, "😀" * 150, "Ä " * 100, ("Müller-" * 30)[:200]])
 def test_the_longest_names_clean_name_accepts_can_be_sent(name):
     from shared.addresses import clean_name
-    from shared.mail.bulk import BulkMessage
-    from shared.mail.message import build_message, recipient
+    from shared.mail.message import CONFIRMATION, ISSUE, PreparedMessage
 
     name = clean_name(name)
-    built = build_message(to=recipient("leser@example.org", name), subject="x", text="x")
-    bulk = BulkMessage("x", dkim_key=None).render("leser@example.org", name, "<p>x</p>", "x", None)
-    for data in (built.as_bytes(), bulk):
+    for data in (
+        PreparedMessage("x", kind, dkim_key=None).render("leser@example.org", name, "x", body)
+        for kind in (CONFIRMATION, ISSUE)
+        for body in ("<p>x</p>", None)
+    ):
         assert strict_parse(data)["To"].addresses[0].display_name == name
 
 
 def test_a_stored_name_that_cannot_be_written_is_left_out(caplog):
     """Rows saved before clean_name refused C1 controls still get their mail."""
-    from shared.mail.bulk import BulkMessage
-    from shared.mail.message import build_message, recipient
+    from shared.mail.message import CONFIRMATION, ISSUE, PreparedMessage
 
     legacy = "Max\x9bMuster"
-    built = build_message(to=recipient("leser@example.org", legacy), subject="x", text="x")
-    bulk = BulkMessage("x", dkim_key=None).render(
-        "leser@example.org", legacy, "<p>x</p>", "x", None
-    )
-    for data in (built.as_bytes(), bulk):
+    for data in (
+        PreparedMessage("x", kind, dkim_key=None).render("leser@example.org", legacy, "x", body)
+        for kind in (CONFIRMATION, ISSUE)
+        for body in ("<p>x</p>", None)
+    ):
         [address] = strict_parse(data)["To"].addresses
         assert (address.display_name, address.addr_spec) == ("", "leser@example.org")
     assert "display name of leser@example.org left out" in caplog.text
@@ -487,5 +504,5 @@ def test_zz_report_how_many_examples_ran():
         pytest.skip("the property tests did not run")
     report = ", ".join(f"{what}: {count}" for what, count in sorted(EXAMPLES.items()))
     print(f"\nhypothesis examples run: {report}", file=sys.__stdout__)
-    assert EXAMPLES["build_message"] >= 100 and EXAMPLES["bulk"] >= 100, report
+    assert EXAMPLES["transactional"] >= 100 and EXAMPLES["issue"] >= 100, report
     assert EXAMPLES["header_line To"] >= 100, report

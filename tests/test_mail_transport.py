@@ -3,13 +3,16 @@ and temporary versus permanent failures."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import time
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from shared.mail.message import build_message, recipient
+from shared.mail.message import WELCOME, PreparedMessage, Unsubscribe
 from shared.mail.transport import (
+    Delivery,
     PermanentMailError,
     SMTPEndpoint,
     SMTPTransport,
@@ -43,19 +46,25 @@ class CountingServer(RecordingSMTPServer):
         return await super().handle_DATA(server, session, envelope)
 
 
-def message(to: str = "leser@example.org", subject: str = "Grüße aus Köln – Ausgabe 3/2026"):
-    return build_message(
-        to=recipient(to, "Lena Müller"),
-        subject=subject,
+def message(
+    to: str = "leser@example.org", subject: str = "Grüße aus Köln – Ausgabe 3/2026"
+) -> bytes:
+    return PreparedMessage(subject, WELCOME).render(
+        to,
+        "Lena Müller",
         text="Hallo Lena,\nviele Grüße.\n",
         html="<p>Hallo Lena,<br>viele Grüße.</p>",
-        unsubscribe_url="https://kgi.example.org/subscribers/unsubscribe/abc",
+        unsubscribe=Unsubscribe("https://kgi.example.org/subscribers/unsubscribe/abc"),
     )
 
 
+def send(transport: SMTPTransport, to: str = "leser@example.org") -> Delivery:
+    return transport.send("infobrief@kgi.example.org", to, message(to))
+
+
 def test_message_is_correct_mime():
-    built = message()
-    raw = built.as_bytes()
+    raw = message()
+    built = email.message_from_bytes(raw, policy=email.policy.default)
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
     assert built.get_content_type() == "multipart/alternative"
     assert [part.get_content_type() for part in built.iter_parts()] == ["text/plain", "text/html"]
@@ -76,11 +85,11 @@ def test_connection_is_reused_and_survives_a_server_side_close():
     try:
         transport = SMTPTransport(f"smtp://127.0.0.1:{server.port}")
         for n in range(5):
-            transport.send(message(f"r{n}@example.org"))
+            assert send(transport, f"r{n}@example.org") == Delivery.ACCEPTED
         assert len(server.mails) == 5 and server.sessions == 1
         # The server drops idle connections: the next send reconnects once, transparently.
         time.sleep(1)
-        transport.send(message("after@example.org"))
+        send(transport, "after@example.org")
         assert len(server.mails) == 6 and server.sessions == 2
         transport.close()
     finally:
@@ -91,13 +100,13 @@ def test_temporary_and_permanent_replies_are_told_apart(smtp):
     with SMTPTransport(f"smtp://127.0.0.1:{smtp.port}") as transport:
         smtp.refuse_next("452 4.2.2 Mailbox full")
         with pytest.raises(TemporaryMailError) as temporary:
-            transport.send(message())
+            send(transport)
         assert temporary.value.code == 452
         smtp.refuse_next("554 5.7.1 Rejected as spam")
         with pytest.raises(PermanentMailError) as permanent:
-            transport.send(message())
+            send(transport)
         assert permanent.value.code == 554
-        transport.send(message())  # the session is still usable after a refused mail
+        send(transport)  # the session is still usable after a refused mail
     assert len(smtp.mails) == 1
 
 
@@ -106,7 +115,7 @@ def test_unreachable_server_is_temporary():
         pytest.raises(TemporaryMailError),
         SMTPTransport(f"smtp://127.0.0.1:{free_port()}?timeout=2") as t,
     ):
-        t.send(message())
+        send(t)
 
 
 def test_endpoint_parsing():
@@ -128,18 +137,23 @@ def test_endpoint_parsing():
 def test_dkim_signature_covers_list_unsubscribe_and_verifies():
     import dkim
 
-    from shared.mail.bulk import BulkMessage
     from shared.mail.dkim_signing import DkimKey
 
     fixtures = __import__("pathlib").Path(__file__).parent / "fixtures" / "dkim"
     key = DkimKey("kgi", "kgi.example.org", (fixtures / "test-only-private.pem").read_bytes())
     public = (fixtures / "test-only-public.b64").read_text().strip()
-    signed = BulkMessage("Grüße", dkim_key=key).render(
-        "leser@example.org", "Lena Müller", "<p>Hallo</p>", "Hallo", "https://kgi.example.org/u/1"
+    signed = PreparedMessage("Grüße", WELCOME, dkim_key=key).render(
+        "leser@example.org",
+        "Lena Müller",
+        "Hallo",
+        "<p>Hallo</p>",
+        Unsubscribe("https://kgi.example.org/u/1", "mailto:bounces+u1.0123456789@kgi.example.org"),
     )
     assert signed.startswith(b"DKIM-Signature:")
     header = signed.split(b"\r\n\r\n")[0].decode()
-    assert "list-unsubscribe" in header.lower() and "list-unsubscribe-post" in header.lower()
+    signed_names = "".join(header.lower().split()).split(";h=", 1)[1].split(";", 1)[0]
+    for name in ("list-unsubscribe", "list-unsubscribe-post", "feedback-id", "auto-submitted"):
+        assert name in signed_names
 
     def dns(name, timeout=5):
         assert name == b"kgi._domainkey.kgi.example.org."
@@ -181,7 +195,7 @@ def test_starttls_and_authentication():
         with SMTPTransport(
             f"smtp://kgi:s3cret@127.0.0.1:{server.port}?starttls=true&cafile={ca}"
         ) as transport:
-            transport.send(message())
+            send(transport)
         assert len(server.mails) == 1
         with (
             pytest.raises(PermanentMailError) as wrong,
@@ -189,7 +203,7 @@ def test_starttls_and_authentication():
                 f"smtp://kgi:wrong@127.0.0.1:{server.port}?starttls=true&cafile={ca}&timeout=5"
             ) as transport,
         ):
-            transport.send(message())
+            send(transport)
         assert wrong.value.code == 535
         # Without trusting the server's certificate the connection is refused, not downgraded.
         with (
@@ -198,7 +212,7 @@ def test_starttls_and_authentication():
                 f"smtp://kgi:s3cret@127.0.0.1:{server.port}?starttls=true&timeout=5"
             ) as transport,
         ):
-            transport.send(message())
+            send(transport)
     finally:
         server.stop()
 
@@ -209,7 +223,7 @@ def test_implicit_tls():
     try:
         ca = TLS / "test-only-cert.pem"
         with SMTPTransport(f"smtps://127.0.0.1:{server.port}?cafile={ca}&timeout=5") as transport:
-            transport.send(message())
+            send(transport)
         assert len(server.mails) == 1
     finally:
         server.stop()

@@ -17,7 +17,16 @@ from services.feeds.demo import load_demo
 from services.newsletter import compose, dispatch, render, store
 from services.subscribers import transfer
 from shared.database import engine, utcnow
-from tests.conftest import csrf_of, kill, login, run_kgi, start_worker_process, wait_for
+from shared.mail import return_paths
+from tests.conftest import (
+    csrf_of,
+    kill,
+    login,
+    run_kgi,
+    start_worker_process,
+    unsubscribe_uris,
+    wait_for,
+)
 
 
 def subscribe(count: int, language: str = "de", prefix: str = "leser") -> list[str]:
@@ -86,8 +95,14 @@ def test_send_an_issue_to_everyone_once_with_list_headers(site, worker, smtp, mo
     assert headers["Subject"] == "KGI-Infobrief Test"
     assert headers["List-Id"].startswith("KGI-Infobrief <infobrief.")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    unsubscribe = headers["List-Unsubscribe"].strip("<>")
+    mailto, unsubscribe = unsubscribe_uris(headers)
     assert unsubscribe.startswith(f"{site}/subscribers/unsubscribe/")
+    assert mailto and mailto.startswith("mailto:bounces+u")
+    assert headers["Feedback-ID"] == f"issue{issue.id}:newsletter:kgi-infobrief"
+    assert "Auto-Submitted" not in headers
+    # VERP: the envelope sender names the subscriber and the issue, signed.
+    tag = return_paths.read_return_address(mail.mail_from)
+    assert tag is not None and tag.issue_id == issue.id and tag.kind == "bounce"
     assert (
         headers["Message-ID"]
         and headers["Date"]
@@ -323,15 +338,38 @@ def test_admin_compose_preview_test_and_send(site, worker, smtp):
     )
 
 
-def test_verp_bounce_address_when_configured(monkeypatch):
+def test_return_addresses_are_signed_and_read_back(monkeypatch):
     from dataclasses import replace
 
     from shared.config import get_settings
 
-    assert dispatch.envelope_from("lena@example.org") == "infobrief@kgi.example.org"
-    configured = replace(get_settings(), bounce_address="bounces@kgi.example.org")
-    monkeypatch.setattr(dispatch, "get_settings", lambda: configured)
-    assert dispatch.envelope_from("lena@example.org") == "bounces+lena=example.org@kgi.example.org"
+    sender = return_paths.envelope_sender(42, 7)
+    assert re.fullmatch(r"bounces\+42\.7\.[0-9a-f]{10}@kgi\.example\.org", sender)
+    assert return_paths.read_return_address(sender) == return_paths.ReturnTag("bounce", 42, 7)
+    assert return_paths.read_return_address(sender.upper()) == return_paths.ReturnTag(
+        "bounce", 42, 7
+    )  # some relays upper-case local parts
+    assert return_paths.envelope_sender(42).startswith("bounces+42.0.")
+    assert return_paths.read_return_address(return_paths.envelope_sender(42)).issue_id is None
+    mailto = return_paths.unsubscribe_mailto(42)
+    address = mailto.removeprefix("mailto:").split("?")[0]
+    assert return_paths.read_return_address(address) == return_paths.ReturnTag("unsubscribe", 42)
+    # A forged tag (another subscriber, another issue, a guessed signature) is nobody's.
+    signature = sender.split(".")[2].split("@")[0]
+    for forged in (
+        f"bounces+43.7.{signature}@kgi.example.org",
+        f"bounces+42.8.{signature}@kgi.example.org",
+        f"bounces+u42.{signature}@kgi.example.org",
+        sender.replace("bounces+", "other+"),
+        "bounces+lena=example.org@kgi.example.org",
+    ):
+        assert return_paths.read_return_address(forged) is None, forged
+    # Without a bounce address: the plain sender, no mailto, nothing read back.
+    unset = replace(get_settings(), bounce_address=None)
+    monkeypatch.setattr(return_paths, "get_settings", lambda: unset)
+    assert return_paths.envelope_sender(42, 7) == "infobrief@kgi.example.org"
+    assert return_paths.unsubscribe_mailto(42) is None
+    assert return_paths.read_return_address(sender) is None
 
 
 def test_rate_limit_is_shared_by_all_senders(site, smtp, monkeypatch):

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from services.subscribers import store
 from shared.database import engine
-from tests.conftest import csrf_of, link_in, wait_for
+from tests.conftest import csrf_of, link_in, unsubscribe_uris, wait_for
 
 
 def signup(
@@ -41,7 +41,12 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
     assert mail.message["Subject"] == "Please confirm your subscription to the KGI-Infobrief"
     assert mail.message["Message-ID"] and mail.message["Date"]
     assert mail.message.get_content_type() == "multipart/alternative"
-    assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # Nobody is subscribed yet: a confirmation mail offers no unsubscribe (ignoring it is
+    # how one says no), is marked as generated, and goes out with a VERP sender.
+    assert "List-Unsubscribe" not in mail.message and "List-Id" not in mail.message
+    assert mail.message["Auto-Submitted"] == "auto-generated"
+    assert mail.message["Feedback-ID"] == "confirmation:confirmation:kgi-infobrief"
+    assert mail.mail_from.startswith("bounces+") and mail.mail_from.endswith("@kgi.example.org")
     link = link_in(mail.part("plain"), "/subscribers/confirm/")
     assert link_in(mail.part("html"), "/subscribers/confirm/") == link
 
@@ -64,7 +69,11 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
     welcome = wait_for(
         lambda: [m for m in smtp.to("Lea.Becker@example.org") if "Welcome" in m.message["Subject"]]
     )
-    assert welcome[0].message["List-Unsubscribe"].startswith(f"<{site}/subscribers/unsubscribe/")
+    mailto, one_click = unsubscribe_uris(welcome[0].message)
+    assert one_click.startswith(f"{site}/subscribers/unsubscribe/")
+    assert mailto and mailto.startswith("mailto:bounces+u")
+    assert welcome[0].message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert welcome[0].message["Auto-Submitted"] == "auto-generated"
 
     log = events(row.id)
     assert [e.action for e in log] == ["signup", "confirmation_mail", "confirmed"]

@@ -50,9 +50,15 @@ from services.newsletter.store import (
 )
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
-from shared.mail.bulk import BulkMessage
-from shared.mail.message import build_message, envelope_sender
-from shared.mail.transport import Abandoned, PermanentMailError, SMTPTransport, TemporaryMailError
+from shared.mail import return_paths
+from shared.mail.message import ISSUE, SUMMARY, PreparedMessage, Unsubscribe
+from shared.mail.transport import (
+    Abandoned,
+    Delivery,
+    PermanentMailError,
+    SMTPTransport,
+    TemporaryMailError,
+)
 from shared.redis_client import get_redis
 
 logger = logging.getLogger("kgi.newsletter.dispatch")
@@ -354,7 +360,7 @@ class Sender:
         """Send until the outbox is empty, the issue stops, or the budget is used up."""
         deadline = time.monotonic() + budget_seconds
         issue = _issue(self.issue_id)
-        message = BulkMessage(issue.subject)
+        message = PreparedMessage(issue.subject, ISSUE, campaign=f"issue{issue.id}")
         rendered = rendered_of(issue)
         try:
             while time.monotonic() < deadline:
@@ -373,7 +379,7 @@ class Sender:
             self.connection.close()
 
     def _send_batch(
-        self, batch: list[sa.Row], message: BulkMessage, rendered: RenderedIssue
+        self, batch: list[sa.Row], message: PreparedMessage, rendered: RenderedIssue
     ) -> None:
         try:
             subscribed = peers.still_confirmed([row.subscriber_id for row in batch])
@@ -422,22 +428,20 @@ class Sender:
                 .values(status=QUEUED, claimed_by=None, claimed_until=None)
             )
 
-    def _send_one(self, row: sa.Row, message: BulkMessage, rendered: RenderedIssue) -> str:
+    def _send_one(self, row: sa.Row, message: PreparedMessage, rendered: RenderedIssue) -> str:
         html, text = personalise(
             rendered, Recipient(row.name, row.unsubscribe_url, row.preferences_url)
         )
         data = message.render(
             row.email,
             row.name,
-            html,
             text,
-            row.unsubscribe_url,
+            html,
+            Unsubscribe(row.unsubscribe_url, return_paths.unsubscribe_mailto(row.subscriber_id)),
             message_id=f"<issue{self.issue_id}.r{row.id}.{uuid.uuid4().hex[:8]}@{message.domain}>",
         )
-        committed = False
 
         def commit() -> bool:
-            nonlocal committed
             with self.connection.begin():
                 result = self.connection.execute(
                     COMMIT_ROW,
@@ -448,18 +452,14 @@ class Sender:
                         "attempts": row.attempts + 1,
                     },
                 )
-            committed = result.rowcount == 1
-            return committed
+            return result.rowcount == 1
 
+        envelope = return_paths.envelope_sender(row.subscriber_id, self.issue_id)
         try:
-            self.transport.send_raw(envelope_from(row.email), row.email, data, commit)
+            delivery = self.transport.send(envelope, row.email, data, commit)
         except Abandoned:
             return CLAIMED
         except TemporaryMailError as exc:
-            if committed and exc.code is None:
-                # The connection broke after the dot was handed over: it counts as sent.
-                self.consecutive_failures = 0
-                return COMMITTED
             self._retry_or_fail(row, str(exc))
             return QUEUED
         except PermanentMailError as exc:
@@ -474,7 +474,8 @@ class Sender:
             )
             return FAILED
         self.consecutive_failures = 0
-        return DELIVERED
+        # COMMITTED: the dot went out but the reply did not come back; it counts as sent.
+        return DELIVERED if delivery == Delivery.ACCEPTED else COMMITTED
 
     def _retry_or_fail(self, row: sa.Row, error: str) -> None:
         self.consecutive_failures += 1
@@ -499,15 +500,6 @@ class Sender:
             error=error[:1000],
             not_before=utcnow() + timedelta(seconds=delay),
         )
-
-
-def envelope_from(recipient: str) -> str:
-    """The bounce address: VERP (``bounces+user=example.org@our.domain``) when configured."""
-    bounce = get_settings().bounce_address
-    if not bounce:
-        return envelope_sender()
-    local, _, domain = bounce.partition("@")
-    return f"{local}+{recipient.replace('@', '=')}@{domain}"
 
 
 def finish_if_done(issue_id: int) -> bool:
@@ -570,15 +562,12 @@ def send_summary(issue_id: int) -> None:
         lines += [f"- {email}: {error}" for email, error in failures]
         lines.append("")
     lines.append(get_settings().absolute_url(f"/newsletter/admin/{issue_id}"))
+    data = PreparedMessage(f"Sent: {issue.subject}", SUMMARY).render(
+        issue.created_by, "", "\n".join(lines) + "\n"
+    )
     try:
         with SMTPTransport(get_settings().effective_smtp_url) as transport:
-            transport.send(
-                build_message(
-                    to=issue.created_by,
-                    subject=f"Sent: {issue.subject}",
-                    text="\n".join(lines) + "\n",
-                )
-            )
+            transport.send(return_paths.envelope_sender(), issue.created_by, data)
     except (TemporaryMailError, PermanentMailError) as exc:
         logger.warning("summary mail for issue %s not sent: %s", issue_id, exc)
 
@@ -706,10 +695,15 @@ def send_test(issue_id: int, addresses: list[str], actor: str) -> None:
     rendered = rendered_of(issue)
     signup = get_settings().absolute_url("/subscribers/signup")
     html, text = personalise(rendered, Recipient("Test", signup, signup))
-    message = BulkMessage(f"[TEST] {issue.subject}", {"X-KGI-Test": "yes"})
+    message = PreparedMessage(
+        f"[TEST] {issue.subject}",
+        ISSUE,
+        campaign=f"issue{issue.id}-test",
+        extra_headers={"X-KGI-Test": "yes"},
+    )
     with SMTPTransport(get_settings().effective_smtp_url) as transport:
         for address in addresses:
-            transport.send_raw(
-                envelope_from(address), address, message.render(address, "", html, text, None)
+            transport.send(
+                return_paths.envelope_sender(), address, message.render(address, "", text, html)
             )
     _log(issue_id, actor, "test sent", ", ".join(addresses))

@@ -7,9 +7,10 @@ never sent by two workers at once.
 
 from __future__ import annotations
 
+import secrets
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
 
 import sqlalchemy as sa
 
@@ -25,7 +26,8 @@ from shared.addresses import parse_address
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.i18n import translate
-from shared.mail.message import build_message, envelope_sender, recipient
+from shared.mail import return_paths
+from shared.mail.message import CONFIRMATION, WELCOME, MailKind, PreparedMessage, Unsubscribe
 from shared.mail.transport import (
     Abandoned,
     PermanentMailError,
@@ -47,6 +49,18 @@ SUBJECTS = {
     "welcome": "Welcome to the KGI-Infobrief",
 }
 
+#: The builder's kind of each outbox mail.
+KINDS: dict[str, MailKind] = {"confirmation": CONFIRMATION, "welcome": WELCOME}
+
+
+@dataclass(frozen=True)
+class ComposedMail:
+    """One mail ready to go: its bytes, Message-ID and envelope sender."""
+
+    data: bytes
+    message_id: str
+    envelope_from: str
+
 _local = threading.local()
 
 
@@ -58,21 +72,31 @@ def _transport() -> SMTPTransport:
     return transport
 
 
-def compose(subscriber: Subscriber, kind: str) -> EmailMessage:
-    """The ``kind`` mail for ``subscriber`` in their language."""
+def compose(subscriber: Subscriber, kind: str) -> ComposedMail:
+    """The ``kind`` mail for ``subscriber`` in their language.
+
+    The confirmation mail carries no List-Unsubscribe: nobody is subscribed yet, and
+    ignoring it is how one says no.
+    """
     language = subscriber.language
     context = {
         "subscriber": subscriber,
         "confirmation_url": optin.confirmation_url(subscriber) if kind == "confirmation" else None,
     }
     context["unsubscribe_url"], context["preferences_url"] = optin.manage_urls(subscriber)
-    return build_message(
-        to=recipient(parse_address(subscriber.email).ascii, subscriber.name),
-        subject=translate(SUBJECTS[kind], language),
+    settings = get_settings()
+    message_id = f"<{kind}.{subscriber.id}.{secrets.token_hex(8)}@{settings.mail_domain}>"
+    data = PreparedMessage(translate(SUBJECTS[kind], language), KINDS[kind]).render(
+        parse_address(subscriber.email).ascii,
+        subscriber.name,
         text=render_text(f"mail/subscribers/{kind}.txt", language, **context),
         html=render_text(f"mail/subscribers/{kind}.html", language, **context),
-        unsubscribe_url=context["unsubscribe_url"],
+        unsubscribe=Unsubscribe(
+            context["unsubscribe_url"], return_paths.unsubscribe_mailto(subscriber.id)
+        ),
+        message_id=message_id,
     )
+    return ComposedMail(data, message_id, return_paths.envelope_sender(subscriber.id))
 
 
 def _claim(outbox_id: int) -> tuple[str, Subscriber] | None:
@@ -128,7 +152,7 @@ def _finish(
     return result.rowcount == 1
 
 
-def _log_sent(outbox_id: int, message: EmailMessage) -> None:
+def _log_sent(outbox_id: int, mail: ComposedMail) -> None:
     """A confirmation mail the server accepted goes into the consent log."""
     with engine("subscribers").begin() as conn:
         row = conn.execute(
@@ -142,7 +166,7 @@ def _log_sent(outbox_id: int, message: EmailMessage) -> None:
                 row.subscriber_id,
                 "confirmation_mail",
                 store.Context(source="outbox", consent_version=optin.CONSENT_TEXT_VERSION),
-                detail=f"Message-ID {message['Message-ID']}",
+                detail=f"Message-ID {mail.message_id}",
             )
 
 
@@ -163,31 +187,25 @@ def deliver(outbox_id: int) -> str:
     if kind == "welcome" and subscriber.status != store.CONFIRMED:
         _finish(outbox_id, MAIL_SENT, "not sent: unsubscribed before the welcome mail")
         return "obsolete"
-    message = compose(subscriber, kind)
-    committed = False
+    mail = compose(subscriber, kind)
 
     def commit() -> bool:
-        # The point of no return (see SMTPTransport.send_raw): the row says "sent" before
+        # The point of no return (see SMTPTransport.send): the row says "sent" before
         # the final dot, so a worker killed at any moment never causes a second copy.
-        nonlocal committed
-        committed = _finish(outbox_id, MAIL_SENT, only_if_sending=True)
-        return committed
+        return _finish(outbox_id, MAIL_SENT, only_if_sending=True)
 
     recipient = parse_address(subscriber.email).ascii
     try:
-        _transport().send_raw(envelope_sender(), recipient, message.as_bytes(), commit)
+        _transport().send(mail.envelope_from, recipient, mail.data, commit)
     except Abandoned:
         return "skipped"
     except TemporaryMailError as exc:
-        if committed and exc.code is None:
-            _log_sent(outbox_id, message)  # the connection broke after the dot was handed over
-            return "sent"
         _finish(outbox_id, MAIL_PENDING, str(exc))
         raise
     except PermanentMailError as exc:
         _finish(outbox_id, MAIL_FAILED, str(exc))
         return "failed"
-    _log_sent(outbox_id, message)
+    _log_sent(outbox_id, mail)
     return "sent"
 
 

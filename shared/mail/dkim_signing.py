@@ -15,7 +15,8 @@ from shared.config import get_settings
 #: Headers the signature covers.
 SIGNED_HEADERS = (
     b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
-    b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to",
+    b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to", b"feedback-id",
+    b"auto-submitted",
 )  # fmt: skip
 
 

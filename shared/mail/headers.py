@@ -50,8 +50,15 @@ _VERBATIM: dict[str, re.Pattern[str]] = {
     "content-transfer-encoding": re.compile(r"[A-Za-z0-9-]+"),
     # RFC 5322 msg-id: no white space, no angle brackets inside.
     "message-id": re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>"),
-    # RFC 2369 / 8058: one URI in angle brackets; nothing that could end it early.
-    "list-unsubscribe": re.compile(r"<(?:https?|mailto):[\x21-\x3b\x3d\x3f-\x7e]+>"),
+    # RFC 2369 / 8058: an optional mailto: URI (no comma, so it cannot hold a second one)
+    # and one http(s) URI, each in angle brackets; nothing that could end one early.
+    "list-unsubscribe": re.compile(
+        r"(?:<mailto:[\x21-\x2b\x2d-\x3b\x3d\x3f-\x7e]+>, )?<https?:[\x21-\x3b\x3d\x3f-\x7e]+>"
+    ),
+    # RFC 3834: what we send is generated, never a reply to a mail.
+    "auto-submitted": re.compile(r"auto-generated"),
+    # Gmail's feedback loop: colon-separated identifiers, the sender's own last.
+    "feedback-id": re.compile(r"[A-Za-z0-9._-]+(?::[A-Za-z0-9._-]+){1,3}"),
     "list-unsubscribe-post": re.compile(r"List-Unsubscribe=One-Click"),
 }
 

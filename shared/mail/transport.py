@@ -10,7 +10,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
+from enum import StrEnum
 from urllib.parse import parse_qs, unquote, urlsplit
 
 #: Seconds to wait for the SMTP server to connect or answer one command.
@@ -35,6 +35,19 @@ class PermanentMailError(MailError):
 
 class Abandoned(MailError):
     """The caller's commit step declined; the message was not sent."""
+
+
+class _CommitStepFailed(Exception):
+    """The caller's commit step raised; its exception is the cause (re-raised by send)."""
+
+
+class Delivery(StrEnum):
+    """How a sent message left: the server's 250 came back (ACCEPTED), or the final dot
+    was handed over and the connection broke before the reply (COMMITTED, counts as
+    sent). Failures are exceptions: TemporaryMailError, PermanentMailError, Abandoned."""
+
+    ACCEPTED = "accepted"
+    COMMITTED = "committed"
 
 
 @dataclass(frozen=True)
@@ -127,60 +140,72 @@ class SMTPTransport:
                 smtp.starttls(context=ep.tls_context())
         if ep.username:
             smtp.login(ep.username, ep.password or "")
-        # send_raw writes the final dot separately after the body; without TCP_NODELAY,
+        # send() writes the final dot separately after the body; without TCP_NODELAY,
         # Nagle's algorithm holds that small write for the peer's delayed ACK (~40 ms).
         if smtp.sock is not None:
             smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return smtp
 
-    def send(self, message: EmailMessage, envelope_from: str | None = None) -> None:
-        """Send ``message`` to its To address; raises TemporaryMailError or PermanentMailError."""
-        from shared.mail.message import envelope_sender
-
-        recipient = message["To"].addresses[0].addr_spec
-        self.send_raw(envelope_from or envelope_sender(), recipient, message.as_bytes())
-
-    def send_raw(
+    def send(
         self,
         envelope_from: str,
         recipient: str,
         data: bytes,
         commit: Callable[[], bool] | None = None,
-    ) -> None:
-        """Send ready-made message bytes to one recipient.
+    ) -> Delivery:
+        """Send ready-made message bytes to one recipient; the one way every mail leaves.
 
         ``commit`` runs after the whole message went to the server but before the final
         dot that makes the server accept it. A server discards a message whose dot never
         came, so a sender killed before ``commit`` returned has sent nothing, and one
-        killed after it has (the kernel still delivers the dot it was handed). If
-        ``commit`` returns False the message is abandoned by dropping the connection.
-        Raises TemporaryMailError or PermanentMailError.
+        killed after it has (the kernel still delivers the dot it was handed).
+
+        Returns ACCEPTED when the server said so, COMMITTED when the dot was handed over
+        but the connection broke before the reply (the message counts as sent: sending
+        it again could make a second copy). Raises TemporaryMailError or
+        PermanentMailError for what the server or the network said, Abandoned when
+        ``commit`` returned False. When ``commit`` raises (its database is away), the
+        transaction is abandoned without the dot and that exception propagates as it is:
+        it says nothing about the mail.
         """
         try:
-            self._send_raw_once(envelope_from, recipient, data, commit)
-        except Abandoned:
-            self.close()
-            raise
-        except smtplib.SMTPServerDisconnected as exc:
-            # An idle connection the server closed: reconnect once, unless the dot may be out.
-            self.close()
-            if getattr(exc, "after_commit", False):
-                raise classify(exc) from exc
             try:
-                self._send_raw_once(envelope_from, recipient, data, commit)
-            except Abandoned:
-                self.close()
-                raise
-            except Exception as again:
-                self._drop_after(again)
+                return self._send_once(envelope_from, recipient, data, commit)
+            except smtplib.SMTPServerDisconnected:
+                # An idle connection the server closed: reconnect once. (A break after
+                # the dot never gets here: _transaction reports it as COMMITTED.)
+                self._drop()
+            try:
+                return self._send_once(envelope_from, recipient, data, commit)
+            except smtplib.SMTPServerDisconnected as again:
+                self._drop()
                 raise classify(again) from again
+        except _CommitStepFailed as failed:
+            assert failed.__cause__ is not None
+            raise failed.__cause__ from None
+
+    def _send_once(
+        self, envelope_from: str, recipient: str, data: bytes, commit: Callable[[], bool] | None
+    ) -> Delivery:
+        """One attempt; a disconnect before the dot propagates so send() can reconnect."""
+        try:
+            return self._transaction(envelope_from, recipient, data, commit)
+        except (smtplib.SMTPServerDisconnected, _CommitStepFailed):
+            raise
+        except MailError:
+            self._drop()
+            raise
+        except smtplib.SMTPResponseException as exc:
+            # A reply error leaves the session usable: we sent RSET, or the transaction
+            # ended with the reply to the final dot.
+            raise classify(exc) from exc
         except Exception as exc:
-            self._drop_after(exc)
+            self._drop()
             raise classify(exc) from exc
 
-    def _send_raw_once(
+    def _transaction(
         self, envelope_from: str, recipient: str, data: bytes, commit: Callable[[], bool] | None
-    ) -> None:
+    ) -> Delivery:
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
@@ -206,30 +231,40 @@ class SMTPTransport:
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         smtp.send(body)
-        if commit is not None and not commit():
-            raise Abandoned("the message was taken over by another sender")
+        if commit is not None:
+            try:
+                go_ahead = commit()
+            except Exception as exc:
+                # The server is mid-DATA: without the dot it discards the message. Drop
+                # the connection rather than say QUIT, which it would read as mail text.
+                self._drop()
+                raise _CommitStepFailed() from exc
+            if not go_ahead:
+                raise Abandoned("the message was taken over by another sender")
         try:
             smtp.send(b".\r\n")
             code, reply = smtp.getreply()
-        except smtplib.SMTPServerDisconnected as exc:
-            exc.after_commit = True  # type: ignore[attr-defined]
-            raise
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+            return Delivery.COMMITTED
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
+        return Delivery.ACCEPTED
 
-    def _drop_after(self, exc: BaseException) -> None:
-        # After a reply error the session is still usable (we sent RSET, or the
-        # transaction ended with the reply to the final dot);
-        # after a connection problem it is not.
-        if not isinstance(exc, smtplib.SMTPResponseException):
-            self.close()
+    def _drop(self) -> None:
+        """Forget the connection without QUIT: after a broken or abandoned transaction a
+        QUIT would only wait for a reply that never comes (or be read as mail text)."""
+        if self._smtp is not None:
+            with contextlib.suppress(Exception):
+                self._smtp.close()
+            self._smtp = None
 
     def close(self) -> None:
-        """Say QUIT when possible and forget the connection."""
+        """Say QUIT (the session is idle between messages) and forget the connection."""
         if self._smtp is not None:
             with contextlib.suppress(Exception):
                 self._smtp.quit()
-            self._smtp = None
+            self._drop()
 
     def __enter__(self) -> SMTPTransport:
         return self
