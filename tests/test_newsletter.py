@@ -125,7 +125,11 @@ def test_send_an_issue_to_everyone_once_with_list_headers(site, worker, smtp, mo
         )
         assert status.scalar_one() == "unsubscribed"
     summary = wait_for(lambda: smtp.to("redaktion@example.org"), message="summary mail")[0]
-    assert "12 sent, 0 failed, 0 skipped" in summary.part("plain")
+    # In the language its creator works in (German here), plain text, marked as generated.
+    assert "12 verschickt, 0 fehlgeschlagen, 0 übersprungen" in summary.part("plain")
+    assert summary.message["Subject"] == "Verschickt: KGI-Infobrief Test"
+    assert summary.message.get_content_type() == "text/plain"
+    assert summary.message["Auto-Submitted"] == "auto-generated"
 
 
 def test_archive_and_its_feeds(site, worker, smtp):
@@ -554,3 +558,15 @@ def test_editors_test_send_only_to_themselves(site, smtp):
         data={"csrf_token": token, "addresses": "Redakteurin@example.org"},
     )
     assert own.status_code == 303 and smtp.to("redakteurin@example.org")
+
+
+def test_summary_mail_is_in_its_creators_language(site, worker, smtp):
+    subscribe(1)
+    load_demo()
+    issue = compose.create_issue("de", "editor.en@example.org", "Ausgabe", creator_language="en")
+    compose.add_since(issue.id, "editor.en@example.org", datetime(2000, 1, 1, tzinfo=UTC))
+    dispatch.start(issue.id, "editor.en@example.org")
+    summary = wait_for(lambda: smtp.to("editor.en@example.org"), message="summary mail")[0]
+    assert summary.message["Subject"] == "Sent: Ausgabe"
+    assert "1 sent, 0 failed, 0 skipped" in summary.part("plain")
+    assert f"/newsletter/admin/{issue.id}" in summary.part("plain")

@@ -70,8 +70,10 @@ def create_issue(
     preheader: str = "",
     intro: str = "",
     closing: str = "",
+    creator_language: str | None = None,
 ) -> Issue:
-    """A new draft issue."""
+    """A new draft issue; ``creator_language`` (default: the issue's) is the language of
+    the summary mail its creator gets after sending."""
     if language not in LANGUAGES:
         raise ComposeError("The language must be de or en.")
     now = utcnow()
@@ -88,6 +90,7 @@ def create_issue(
         "audience_count": 0,
         "consecutive_failures": 0,
         "summary_sent": False,
+        "creator_language": creator_language if creator_language in LANGUAGES else language,
     }
     with engine("newsletter").begin() as conn:
         issue_id = conn.execute(issues.insert(), values).inserted_primary_key[0]

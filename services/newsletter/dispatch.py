@@ -50,6 +50,7 @@ from services.newsletter.store import (
 )
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
+from shared.i18n import translate
 from shared.mail import return_paths
 from shared.mail.message import ISSUE, SUMMARY, PreparedMessage, Unsubscribe
 from shared.mail.transport import (
@@ -60,6 +61,7 @@ from shared.mail.transport import (
     TemporaryMailError,
 )
 from shared.redis_client import get_redis
+from shared.web.templates import render_text
 
 logger = logging.getLogger("kgi.newsletter.dispatch")
 
@@ -556,15 +558,19 @@ def send_summary(issue_id: int) -> None:
         ).all()
     if claimed.rowcount != 1 or issue is None or "@" not in issue.created_by:
         return
-    lines = [f'The KGI-Infobrief "{issue.subject}" has been sent.', "", _summary_line(counts), ""]
-    if failures:
-        lines.append("Failed recipients:")
-        lines += [f"- {email}: {error}" for email, error in failures]
-        lines.append("")
-    lines.append(get_settings().absolute_url(f"/newsletter/admin/{issue_id}"))
-    data = PreparedMessage(f"Sent: {issue.subject}", SUMMARY).render(
-        issue.created_by, "", "\n".join(lines) + "\n"
+    language = issue.creator_language or issue.language
+    text = render_text(
+        "mail/newsletter/summary.txt",
+        language,
+        issue=issue,
+        sent=counts[COMMITTED] + counts[DELIVERED],
+        failed=counts[FAILED],
+        skipped=counts[SKIPPED],
+        failures=failures,
+        issue_url=get_settings().absolute_url(f"/newsletter/admin/{issue_id}"),
     )
+    subject = f"{translate('Sent', language)}: {issue.subject}"
+    data = PreparedMessage(subject, SUMMARY).render(issue.created_by, "", text)
     try:
         with SMTPTransport(get_settings().effective_smtp_url) as transport:
             transport.send(return_paths.envelope_sender(), issue.created_by, data)

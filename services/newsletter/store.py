@@ -63,6 +63,8 @@ issues = sa.Table(
     sa.Column("rendered_html", sa.Text),
     sa.Column("rendered_text", sa.Text),
     sa.Column("summary_sent", sa.Boolean, nullable=False, default=False),
+    # The language its creator works in: the summary mail after sending is in it.
+    sa.Column("creator_language", sa.String(2)),
 )
 
 issue_items = sa.Table(
@@ -145,6 +147,7 @@ class Issue:
     rendered_html: str | None
     rendered_text: str | None
     summary_sent: bool
+    creator_language: str | None
 
     @property
     def archive_path(self) -> str:
