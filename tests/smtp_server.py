@@ -18,6 +18,8 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    #: The DATA exactly as received (``envelope.original_content``), for byte-exact checks.
+    raw: bytes = b""
 
     @property
     def to(self) -> str:
@@ -73,7 +75,14 @@ class RecordingSMTPServer:
             assert isinstance(message, EmailMessage)
             # Like a real MTA, the server takes responsibility once it has the final dot;
             # a slow relay is slow to say so, not slow to accept.
-            self.mails.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+            self.mails.append(
+                ReceivedMail(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    message,
+                    envelope.original_content or b"",
+                )
+            )
         if self.delay:
             await asyncio.sleep(self.delay)
         return "250 OK"

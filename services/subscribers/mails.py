@@ -61,6 +61,7 @@ class ComposedMail:
     message_id: str
     envelope_from: str
 
+
 _local = threading.local()
 
 
