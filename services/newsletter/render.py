@@ -1,23 +1,26 @@
 """Rendering an issue: Jinja2 → premailer (CSS inlined, no network) → plain-text part.
 
+The text part is made by :func:`shared.mail.plain_text.html_to_text`, wrapped at 72
+columns like every mail's text part.
+
 This runs once per issue. What differs per recipient (name, unsubscribe and preference
 links) is left as placeholders that :func:`personalise` fills by plain string
-replacement, so sending never re-runs Jinja2 or premailer.
+replacement (re-wrapping only the text lines that grew), so sending never re-runs Jinja2
+or premailer.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from bs4 import BeautifulSoup, NavigableString, Tag
 from premailer import Premailer
 
 from services.newsletter.store import Issue
 from shared.config import get_settings
+from shared.mail.plain_text import html_to_text, wrap_text
 from shared.web.templates import render_text
 
 #: Placeholders for the per-recipient parts (plain ASCII, untouched by premailer).
@@ -28,18 +31,24 @@ PREFERENCES_URL = "https://kgi-placeholder.invalid/preferences"
 #: Sections of an issue, in this order, by content type.
 SECTIONS = (("news", "News"), ("conference_report", "Conference reports"))
 
-#: Width of the plain-text part.
-TEXT_WIDTH = 72
+#: Put back in front of the rendered issue: premailer keeps lxml's doctype only when the
+#: source starts with exactly this spelling, so the template's ``<!doctype html>`` is
+#: lost, and without a doctype clients render the mail in quirks mode.
+DOCTYPE = "<!DOCTYPE html>"
 
 
 @dataclass(frozen=True)
 class RenderedIssue:
+    """An issue's HTML and text parts with the recipient placeholders still in them."""
+
     html: str
     text: str
 
 
 @dataclass(frozen=True)
 class Recipient:
+    """What :func:`personalise` puts in for the placeholders."""
+
     name: str
     unsubscribe_url: str
     preferences_url: str
@@ -72,14 +81,28 @@ def render_issue(issue: Issue, contents: list[dict[str, Any]]) -> RenderedIssue:
         page,
         allow_network=False,
         keep_style_tags=True,  # media queries (narrow screens, dark mode) cannot be inlined
+        # The kept rules must beat the inlined styles, and only !important does that: by
+        # default premailer strips it, and the phone and dark-mode rules never apply.
+        strip_important=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
-    return RenderedIssue(inlined, html_to_text(inlined))
+    return RenderedIssue(with_doctype(inlined), html_to_text(inlined))
+
+
+def with_doctype(document: str) -> str:
+    """``document`` starting with the HTML5 doctype, so that it renders in standards mode."""
+    if document.lstrip()[:9].lower() == "<!doctype":
+        return document
+    return f"{DOCTYPE}\n{document.lstrip()}"
 
 
 def personalise(rendered: RenderedIssue, recipient: Recipient) -> tuple[str, str]:
-    """(html, text) for one recipient: string replacement only."""
+    """(html, text) for one recipient: string replacement, then re-wrapping the text.
+
+    Only lines the replacement made longer than the text width are wrapped again (a
+    personal link is much longer than its placeholder), so this stays cheap per recipient.
+    """
     name_html = html.escape(recipient.name)
     page = (
         rendered.html.replace(NAME, name_html)
@@ -92,7 +115,7 @@ def personalise(rendered: RenderedIssue, recipient: Recipient) -> tuple[str, str
         .replace(PREFERENCES_URL, recipient.preferences_url)
     )
     # A greeting without a name must not keep the space before the comma.
-    page, text = page.replace(" ,", ","), text.replace(" ,", ",")
+    page, text = page.replace(" ,", ","), wrap_text(text.replace(" ,", ","))
     return page, text
 
 
@@ -100,55 +123,3 @@ def public_version(rendered: RenderedIssue) -> tuple[str, str]:
     """The archive's version: no personal name or links (they point to the sign-up page)."""
     signup = get_settings().absolute_url("/subscribers/signup")
     return personalise(rendered, Recipient("", signup, signup))
-
-
-# --- HTML → text ---------------------------------------------------------------------
-
-_BLOCKS = {"p", "div", "table", "tr", "ul", "ol", "h1", "h2", "h3", "h4", "blockquote", "section"}
-
-
-def html_to_text(document: str) -> str:
-    """A readable plain-text version: headings underlined, links as ``text <url>``."""
-    soup = BeautifulSoup(document, "html.parser")
-    for hidden in soup.select("style, script, head, .preheader, [aria-hidden=true]"):
-        hidden.decompose()
-    lines: list[str] = []
-    _walk(soup.body or soup, lines)
-    text = "\n".join(line.rstrip() for line in "".join(lines).splitlines())
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    return text + "\n"
-
-
-def _walk(node: Tag, out: list[str]) -> None:
-    for child in node.children:
-        if isinstance(child, NavigableString):
-            out.append(re.sub(r"\s+", " ", str(child)))
-            continue
-        if not isinstance(child, Tag):
-            continue
-        name = child.name
-        if name == "br":
-            out.append("\n")
-        elif name == "a":
-            label = child.get_text(" ", strip=True)
-            href = child.get("href", "")
-            out.append(f"{label} <{href}>" if href and href != label else label)
-        elif name in ("h1", "h2", "h3"):
-            title = child.get_text(" ", strip=True)
-            underline = "=" if name in ("h1", "h2") else "-"
-            out.append(f"\n\n{title}\n{underline * min(len(title), TEXT_WIDTH)}\n")
-        elif name == "li":
-            out.append("\n* ")
-            _walk(child, out)
-        elif name == "img":
-            alt = child.get("alt")
-            if alt:
-                out.append(f"[{alt}]")
-        elif name == "hr":
-            out.append("\n" + "-" * TEXT_WIDTH + "\n")
-        elif name in _BLOCKS or name == "td":
-            out.append("\n")
-            _walk(child, out)
-            out.append("\n")
-        else:
-            _walk(child, out)

@@ -28,6 +28,7 @@ from shared.database import engine, read_connection, utcnow
 from shared.i18n import translate
 from shared.mail import return_paths
 from shared.mail.message import CONFIRMATION, WELCOME, MailKind, PreparedMessage, Unsubscribe
+from shared.mail.plain_text import wrap_text
 from shared.mail.transport import (
     Abandoned,
     PermanentMailError,
@@ -90,7 +91,7 @@ def compose(subscriber: Subscriber, kind: str) -> ComposedMail:
     data = PreparedMessage(translate(SUBJECTS[kind], language), KINDS[kind]).render(
         parse_address(subscriber.email).ascii,
         subscriber.name,
-        text=render_text(f"mail/subscribers/{kind}.txt", language, **context),
+        text=wrap_text(render_text(f"mail/subscribers/{kind}.txt", language, **context)),
         html=render_text(f"mail/subscribers/{kind}.html", language, **context),
         unsubscribe=Unsubscribe(
             context["unsubscribe_url"], return_paths.unsubscribe_mailto(subscriber.id)
