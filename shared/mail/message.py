@@ -172,9 +172,7 @@ class PreparedMessage:
             parts = [b"\r\n", _body(text)]
         else:
             boundary = "kgi-" + secrets.token_hex(12)
-            personal += header_line(
-                "Content-Type", f'multipart/alternative; boundary="{boundary}"'
-            )
+            personal += header_line("Content-Type", f'multipart/alternative; boundary="{boundary}"')
             separator = f"--{boundary}\r\n".encode()
             parts = [
                 b"\r\n",
