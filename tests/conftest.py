@@ -46,6 +46,10 @@ class Environment:
 
 ENV = Environment()
 
+#: Test-only keys of the relays' webhooks: the SendGrid pair lives under fixtures.
+WEBHOOK_FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
+MAILGUN_TEST_KEY = "test-only-mailgun-signing-key"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     from shared.redis_server import RedisServer
@@ -71,6 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
             # Mail comes back to tagged addresses of this one (VERP, mailto unsubscribe).
             "KGI_BOUNCE_ADDRESS": "bounces@kgi.example.org",
             "KGI_POSTAL_ADDRESS": "Musterstraße 1, 10115 Berlin",
+            # Relay webhooks, verified with test-only keys (tests/fixtures/webhooks).
+            "KGI_MAILGUN_WEBHOOK_KEY": MAILGUN_TEST_KEY,
+            "KGI_SENDGRID_WEBHOOK_KEY": (WEBHOOK_FIXTURES / "sendgrid-test-only-public.b64")
+            .read_text()
+            .strip(),
         }
     )
     from shared.database import migrate_all
@@ -168,6 +177,31 @@ def worker() -> Iterator[Any]:
     broker.middleware[:] = [
         m for m in broker.middleware if getattr(m, "worker", None) is not running
     ]
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Any]:
+    """A real IMAP server (Debian's dovecot, unprivileged, on loopback) for the suite."""
+    from tests import dovecot_server
+
+    if not dovecot_server.available():
+        pytest.skip(
+            f"{dovecot_server.DOVECOT} is missing: install Debian's dovecot-imapd "
+            "(sh scripts/install-test-tools.sh)"
+        )
+    server = dovecot_server.DovecotServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(dovecot: Any) -> Iterator[Any]:
+    """The dovecot server with an empty INBOX and no other folders."""
+    dovecot.empty()
+    start = len(dovecot.log())
+    yield dovecot
+    # pytest shows a test's captured output only when it failed.
+    print(f"--- dovecot log during the test ---\n{dovecot.log()[start:]}")
 
 
 @pytest.fixture

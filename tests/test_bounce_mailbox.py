@@ -10,7 +10,7 @@ import datetime
 import ipaddress
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email import message_from_bytes
 from pathlib import Path
 
@@ -27,28 +27,6 @@ from tests import dovecot_server
 from tests.dovecot_server import PASSWORD, TLS, USER, DovecotServer
 
 CA = TLS / "test-only-cert.pem"
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[DovecotServer]:
-    if not dovecot_server.available():
-        pytest.skip(
-            f"{dovecot_server.DOVECOT} is missing: install Debian's dovecot-imapd "
-            "(sh scripts/install-test-tools.sh)"
-        )
-    server = DovecotServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mailbox(dovecot: DovecotServer) -> Iterator[DovecotServer]:
-    """The dovecot server with an empty INBOX and no other folders."""
-    dovecot.empty()
-    start = len(dovecot.log())
-    yield dovecot
-    # pytest shows a test's captured output only when it failed.
-    print(f"--- dovecot log during the test ---\n{dovecot.log()[start:]}")
 
 
 def _crlf(text: str) -> bytes:

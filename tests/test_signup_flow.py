@@ -74,6 +74,10 @@ def test_sign_up_confirm_and_welcome(site, worker, smtp):
     assert mailto and mailto.startswith("mailto:bounces+u")
     assert welcome[0].message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert welcome[0].message["Auto-Submitted"] == "auto-generated"
+    # As providers read it: both URIs verbatim on one line, no encoded words, no folding.
+    head = welcome[0].raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    [line] = [line for line in head if line.lower().startswith(b"list-unsubscribe:")]
+    assert line == f"List-Unsubscribe: <{mailto}>, <{one_click}>".encode()
 
     log = events(row.id)
     assert [e.action for e in log] == ["signup", "confirmation_mail", "confirmed"]

@@ -12,6 +12,7 @@ threadpool (``form_endpoint``).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,6 +34,7 @@ from services.newsletter.render import public_version
 from services.newsletter.store import ISSUE_STATES, SENT, issues
 from shared.addresses import InvalidInput, parse_address
 from shared.database import read_connection
+from shared.i18n import request_language
 from shared.mail.transport import PermanentMailError
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
@@ -125,7 +127,10 @@ def admin_list(request: Request) -> Response:
 def admin_new(request: Request, form: FormData) -> Response:
     try:
         issue = compose.create_issue(
-            form_text(form, "language") or "de", _actor(request), form_text(form, "subject") or None
+            form_text(form, "language") or "de",
+            _actor(request),
+            form_text(form, "subject") or None,
+            creator_language=request_language(request),
         )
     except compose.ComposeError as exc:
         raise HTTPException(422, str(exc)) from None
@@ -162,6 +167,12 @@ def admin_issue(request: Request) -> Response:
         if issue.audience_count or issue.state in ("sending", "paused")
         else None
     )
+    feedback = None
+    if progress is not None:
+        # Bounces and complaints arrive for days after sending; the subscribers service
+        # records them. Without it the page still shows everything else.
+        with contextlib.suppress(peers.PeerUnavailable):
+            feedback = peers.issue_feedback(issue.id)
     return render_page(
         request,
         "newsletter/admin/issue.html",
@@ -172,6 +183,7 @@ def admin_issue(request: Request) -> Response:
             "candidates": candidates,
             "candidates_error": candidates_error,
             "progress": progress,
+            "feedback": feedback,
             "editable": editable,
             "may_send": _is_admin(request),
             "since_last": compose.last_issue_start(issue.language, issue.id),

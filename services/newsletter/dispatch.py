@@ -440,7 +440,7 @@ class Sender:
             text,
             html,
             Unsubscribe(row.unsubscribe_url, return_paths.unsubscribe_mailto(row.subscriber_id)),
-            message_id=f"<issue{self.issue_id}.r{row.id}.{uuid.uuid4().hex[:8]}@{message.domain}>",
+            message_id=return_paths.issue_message_id(self.issue_id, row.id, message.domain),
         )
 
         def commit() -> bool:

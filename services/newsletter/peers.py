@@ -93,3 +93,15 @@ def still_confirmed(subscriber_ids: list[int]) -> set[int]:
         return set(response.json()["confirmed"])
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise PeerUnavailable(f"the subscribers service did not answer: {exc}") from None
+
+
+def issue_feedback(issue_id: int) -> dict[str, int]:
+    """Subscribers with a bounce or complaint about ``issue_id``, by kind of report (the
+    subscribers service records them as they come back)."""
+    try:
+        response = _subscribers_client().get(f"/subscribers/internal/issues/{issue_id}/feedback")
+        response.raise_for_status()
+        counts = response.json()
+        return {str(kind): int(count) for kind, count in counts.items()}
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        raise PeerUnavailable(f"the subscribers service did not answer: {exc}") from None

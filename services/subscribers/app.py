@@ -18,7 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.subscribers import audience, optin, privacy, store, transfer
+from services.subscribers import (
+    audience,
+    feedback,
+    optin,
+    privacy,
+    relay_webhooks,
+    store,
+    transfer,
+)
 from services.subscribers.openapi import OPENAPI
 from services.subscribers.store import STATUSES, Context, Subscriber
 from shared.addresses import InvalidInput
@@ -299,8 +307,11 @@ def admin_detail(request: Request) -> Response:
         if subscriber is None:
             raise HTTPException(404, "There is no such subscriber.")
         events = store.history(conn, subscriber.id)
+        reports = feedback.history(conn, subscriber.id)
     return render_page(
-        request, "subscribers/admin/detail.html", {"subscriber": subscriber, "events": events}
+        request,
+        "subscribers/admin/detail.html",
+        {"subscriber": subscriber, "events": events, "reports": reports},
     )
 
 
@@ -390,11 +401,19 @@ async def internal_confirmed(request: Request) -> Response:
     return JSONResponse({"confirmed": await run_in_threadpool(audience.still_confirmed, ids)})
 
 
+def internal_issue_feedback(request: Request) -> Response:
+    """Subscribers with a bounce, complaint or mailto unsubscribe about one issue, by kind."""
+    require_service(request)
+    return JSONResponse(feedback.issue_counts(request.path_params["id"]))
+
+
 routes = [
     Route("/signup", signup_page, methods=["GET"]),
     Route("/signup", signup_submit, methods=["POST"]),
     Route("/signup/sent", signup_sent, methods=["GET"]),
     Route("/api/subscriptions", api_subscribe, methods=["POST"]),
+    Route("/api/hooks/mailgun", relay_webhooks.mailgun_webhook, methods=["POST"]),
+    Route("/api/hooks/sendgrid", relay_webhooks.sendgrid_webhook, methods=["POST"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/confirm/{token}", confirm_page, methods=["GET"]),
     Route("/confirm/{token}", confirm_submit, methods=["POST"]),
@@ -410,6 +429,7 @@ routes = [
     Route("/admin/{id:id}", admin_detail, methods=["GET"]),
     Route("/internal/audience", internal_audience, methods=["GET"]),
     Route("/internal/confirmed", internal_confirmed, methods=["POST"]),
+    Route("/internal/issues/{id:id}/feedback", internal_issue_feedback, methods=["GET"]),
 ]
 
 

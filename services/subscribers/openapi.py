@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.subscribers.audience import MAX_CONFIRMED_IDS
+from services.subscribers.feedback import EFFECTIVE_KINDS
 from shared.web.convertors import MAX_ROW_ID
 
 _ERROR = {
@@ -71,6 +72,24 @@ _BODY_ERRORS = {
 #: The answer of internal operations called without the service token.
 _FORBIDDEN = {"403": _error("The service token is missing or wrong.")}
 
+#: What a relay's webhook answers.
+_WEBHOOK_RESPONSES = {
+    "200": {
+        "description": "Verified; this many reports were recorded (repeats count once).",
+        "content": _json(
+            {
+                "type": "object",
+                "properties": {"recorded": {"type": "integer", "minimum": 0}},
+                "required": ["recorded"],
+            }
+        ),
+    },
+    "403": _error("The signature is missing, wrong or too old, or the body is not the relay's."),
+    "404": _error("This relay's webhook is not configured."),
+    "413": _error("The body is too large."),
+    "503": _error("The reports cannot be recorded right now; repeat after Retry-After."),
+}
+
 _DOCUMENT = {
     "summary": "This document",
     "responses": {
@@ -117,6 +136,46 @@ OPENAPI: dict[str, Any] = {
                     "422": _error("A field is invalid (see `field`)."),
                     "429": _error("Too many sign-ups from this client; see Retry-After."),
                 },
+            }
+        },
+        "/subscribers/api/hooks/mailgun": {
+            "post": {
+                "summary": "Mailgun's webhook: bounces, complaints, unsubscribes",
+                "description": (
+                    "Mailgun's JSON event with its `signature` object, verified with "
+                    "KGI_MAILGUN_WEBHOOK_KEY (HMAC-SHA256 over timestamp and token; at most "
+                    "5 minutes old)."
+                ),
+                "operationId": "mailgunWebhook",
+                "requestBody": {"required": True, "content": _json({"type": "object"})},
+                "responses": _WEBHOOK_RESPONSES,
+            }
+        },
+        "/subscribers/api/hooks/sendgrid": {
+            "post": {
+                "summary": "SendGrid's signed Event Webhook: bounces, complaints, unsubscribes",
+                "description": (
+                    "A JSON array of events, verified with the ECDSA key in "
+                    "KGI_SENDGRID_WEBHOOK_KEY over the timestamp header and the body."
+                ),
+                "operationId": "sendgridWebhook",
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                    for name in (
+                        "X-Twilio-Email-Event-Webhook-Signature",
+                        "X-Twilio-Email-Event-Webhook-Timestamp",
+                    )
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": _json({"type": "array", "items": {"type": "object"}}),
+                },
+                "responses": _WEBHOOK_RESPONSES,
             }
         },
         "/subscribers/internal/audience": {
@@ -193,6 +252,42 @@ OPENAPI: dict[str, Any] = {
                     "422": _error(
                         f"`ids` is not a list of at most {MAX_CONFIRMED_IDS} subscriber ids."
                     ),
+                },
+            }
+        },
+        "/subscribers/internal/issues/{id}/feedback": {
+            "get": {
+                "summary": "Bounces and complaints about one newsletter issue",
+                "description": (
+                    "How many subscribers had each kind of report about the issue: hard and "
+                    "soft bounces, complaints, unsubscribes by mail."
+                ),
+                "operationId": "issueFeedback",
+                "security": [{"serviceToken": []}],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Counts of subscribers by kind of report.",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    str(kind): {"type": "integer", "minimum": 0}
+                                    for kind in EFFECTIVE_KINDS
+                                },
+                                "required": [str(kind) for kind in EFFECTIVE_KINDS],
+                            }
+                        ),
+                    },
+                    **_FORBIDDEN,
+                    "404": _error("The id is not a number within range."),
                 },
             }
         },

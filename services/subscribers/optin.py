@@ -256,20 +256,7 @@ def subscriber_for_manage_link(token: str) -> Subscriber | None:
 def unsubscribe(subscriber: Subscriber, context: Context) -> None:
     """Take effect at once; repeating it changes nothing and logs nothing."""
     with engine("subscribers").begin() as conn:
-        result = conn.execute(
-            store.subscribers.update()
-            .where(
-                store.subscribers.c.id == subscriber.id, store.subscribers.c.status != UNSUBSCRIBED
-            )
-            .values(
-                status=UNSUBSCRIBED,
-                unsubscribed_at=utcnow(),
-                updated_at=utcnow(),
-                confirm_nonce=None,
-            )
-        )
-        if result.rowcount == 1:
-            store.log_consent(conn, subscriber.id, "unsubscribed", context)
+        store.end_subscription(conn, subscriber.id, UNSUBSCRIBED, context, "unsubscribed")
 
 
 def update_preferences(

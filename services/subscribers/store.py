@@ -16,9 +16,10 @@ from sqlalchemy.engine import Connection
 
 from shared.database import UTCDateTime, utcnow
 
-#: Subscription states. ``pending`` waits for the confirmation click.
-PENDING, CONFIRMED, UNSUBSCRIBED = "pending", "confirmed", "unsubscribed"
-STATUSES = (PENDING, CONFIRMED, UNSUBSCRIBED)
+#: Subscription states. ``pending`` waits for the confirmation click; ``bounced``: mail to
+#: the address failed for good (or kept failing), so it gets nothing until a new opt-in.
+PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED = "pending", "confirmed", "unsubscribed", "bounced"
+STATUSES = (PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED)
 
 #: Outbox states of one mail: ``sending`` is claimed by a worker until ``lease_until``.
 MAIL_PENDING, MAIL_SENDING, MAIL_SENT, MAIL_FAILED = "pending", "sending", "sent", "failed"
@@ -43,6 +44,7 @@ subscribers = sa.Table(
     sa.Column("requested_at", UTCDateTime, nullable=False),
     sa.Column("confirmed_at", UTCDateTime),
     sa.Column("unsubscribed_at", UTCDateTime),
+    sa.Column("bounced_at", UTCDateTime),
     # Set while a confirmation link is outstanding; the link names it, so links made
     # before an unsubscribe or a later confirmation stop working.
     sa.Column("confirm_nonce", sa.String(32)),
@@ -79,6 +81,30 @@ erasures = sa.Table(
     sa.Column("erased_at", UTCDateTime, nullable=False),
 )
 
+# What came back about mail to a subscriber: bounces, complaints, mailto unsubscribes.
+# One row per report; ``report_key`` makes a report that arrives twice (a mailbox
+# poller that crashed before deleting it, a relay retrying its webhook) count once.
+delivery_feedback = sa.Table(
+    "delivery_feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    # The newsletter issue the mail belonged to (None: a confirmation or welcome mail).
+    sa.Column("issue_id", sa.Integer, index=True),
+    sa.Column("status", sa.String(16)),
+    sa.Column("detail", sa.Text),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("report_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+)
+
 mail_outbox = sa.Table(
     "mail_outbox",
     metadata,
@@ -113,6 +139,7 @@ class Subscriber:
     requested_at: datetime
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
+    bounced_at: datetime | None
     confirm_nonce: str | None
     manage_key: str
 
@@ -127,6 +154,7 @@ class Subscriber:
             "created_at": self.created_at.isoformat(),
             "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
             "unsubscribed_at": self.unsubscribed_at.isoformat() if self.unsubscribed_at else None,
+            "bounced_at": self.bounced_at.isoformat() if self.bounced_at else None,
         }
 
 
@@ -228,6 +256,33 @@ def log_consent(
             "detail": detail,
         },
     )
+
+
+def end_subscription(
+    conn: Connection,
+    subscriber_id: int,
+    status: str,
+    context: Context,
+    action: str,
+    detail: str | None = None,
+) -> bool:
+    """Move a subscriber out of the audience (``unsubscribed`` or ``bounced``) and log
+    ``action``, in the caller's transaction. False, and nothing logged, when the row is
+    already in that state: repeating a click or a report changes nothing. A bounce only
+    ends a subscription that is live (pending or confirmed): an old mail bouncing after
+    an unsubscribe does not overwrite the person's own decision."""
+    now = utcnow()
+    stamp = {UNSUBSCRIBED: "unsubscribed_at", BOUNCED: "bounced_at"}[status]
+    live = (PENDING, CONFIRMED) if status == BOUNCED else (PENDING, CONFIRMED, BOUNCED)
+    result = conn.execute(
+        subscribers.update()
+        .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_(live))
+        .values(status=status, updated_at=now, confirm_nonce=None, **{stamp: now})
+    )
+    if result.rowcount != 1:
+        return False
+    log_consent(conn, subscriber_id, action, context, detail)
+    return True
 
 
 def history(conn: Connection, subscriber_id: int) -> list[ConsentEvent]:

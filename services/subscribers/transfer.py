@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Connection
 
 from services.subscribers import store
-from services.subscribers.store import CONFIRMED, UNSUBSCRIBED, Context
+from services.subscribers.store import BOUNCED, CONFIRMED, UNSUBSCRIBED, Context
 from shared.addresses import InvalidInput, clean_name, parse_address, parse_language
 from shared.database import engine, read_connection, utcnow
 
@@ -156,6 +156,13 @@ def _import_row(
         if existing.status == UNSUBSCRIBED:
             return RowOutcome(
                 line, address.display, "skipped", "unsubscribed earlier; not resubscribed"
+            )
+        if existing.status == BOUNCED:
+            return RowOutcome(
+                line,
+                address.display,
+                "skipped",
+                "mail to it bounced; only a new sign-up brings it back",
             )
         if existing.status == CONFIRMED:
             if name and not existing.name:

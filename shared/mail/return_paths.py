@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -39,6 +40,10 @@ _TAGGED = re.compile(
 )
 
 BOUNCE, UNSUBSCRIBE = "bounce", "unsubscribe"
+
+#: Message-IDs of issue mails, ``<issue7.r42.1a2b3c4d@example.org>``: a relay's webhook
+#: quotes the Message-ID, and this tells which issue the report is about.
+_ISSUE_MESSAGE_ID = re.compile(r"<?issue(\d{1,18})\.r\d{1,18}\.[0-9a-f]+@[^<>@\s]+>?")
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,17 @@ def unsubscribe_mailto(subscriber_id: int) -> str | None:
     local, domain = base
     fields = f"u{subscriber_id}"
     return f"mailto:{local}+{fields}.{_signature(fields)}@{domain}?subject=unsubscribe"
+
+
+def issue_message_id(issue_id: int, row_id: int, domain: str) -> str:
+    """The Message-ID of one issue mail: unique, and naming the issue."""
+    return f"<issue{issue_id}.r{row_id}.{secrets.token_hex(4)}@{domain}>"
+
+
+def issue_of_message_id(message_id: str | None) -> int | None:
+    """The issue an issue mail's Message-ID names, or None for any other Message-ID."""
+    match = _ISSUE_MESSAGE_ID.fullmatch((message_id or "").strip())
+    return int(match[1]) if match else None
 
 
 def is_bounce_address(address: str) -> bool:
