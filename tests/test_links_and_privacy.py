@@ -210,10 +210,11 @@ def test_unknown_pages_are_404_pages(site):
 
 
 def test_purge_removes_expired_unconfirmed_sign_ups(site, worker, smtp):
-    import sqlalchemy as sa
+
+    from datetime import timedelta
 
     from services.subscribers import optin, store
-    from shared.database import engine
+    from shared.database import engine, utcnow
 
     client = httpx.Client(base_url=site)
     signup(client, "stale@example.org")
@@ -222,7 +223,7 @@ def test_purge_removes_expired_unconfirmed_sign_ups(site, worker, smtp):
         conn.execute(
             store.subscribers.update()
             .where(store.subscribers.c.email_key == "stale@example.org")
-            .values(requested_at=sa.func.datetime("now", "-30 days"))
+            .values(requested_at=utcnow() - timedelta(days=30))
         )
     assert optin.purge_expired_pending() == 1
     assert subscriber("stale@example.org") is None

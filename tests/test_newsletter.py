@@ -17,6 +17,7 @@ from services.feeds.demo import load_demo
 from services.newsletter import compose, dispatch, render, store
 from services.subscribers import transfer
 from shared.database import engine, utcnow
+from shared.mail import outbox as outbox_engine
 from shared.mail import return_paths
 from tests.conftest import (
     csrf_of,
@@ -151,7 +152,7 @@ def test_archive_and_its_feeds(site, worker, smtp):
 
 
 def test_temporary_failure_is_retried_and_permanent_one_recorded(site, worker, smtp, monkeypatch):
-    monkeypatch.setattr(dispatch, "RETRY_BASE_SECONDS", 1)
+    monkeypatch.setattr(outbox_engine, "RETRY_BASE_SECONDS", 1)
     readers = subscribe(5)
     issue = new_issue()
     smtp.refuse_next("451 4.7.1 Greylisted, try again", "550 5.1.1 User unknown")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import sqlalchemy as sa
 
 from services.subscribers import store
-from shared.database import engine
+from shared.database import engine, utcnow
 from tests.conftest import csrf_of, link_in, unsubscribe_uris, wait_for
 
 
@@ -131,7 +133,7 @@ def test_repeat_sign_up_resends_only_after_cooldown_and_never_to_confirmed(site,
         conn.execute(
             store.subscribers.update()
             .where(store.subscribers.c.email_key == "repeat@example.org")
-            .values(requested_at=sa.func.datetime("now", "-1 hour"))
+            .values(requested_at=utcnow() - timedelta(hours=1))
         )
     signup(client, "repeat@example.org")  # after the cooldown: one more
     mails = wait_for(
@@ -213,7 +215,7 @@ def test_confirmation_mail_retries_after_temporary_failure(site, worker, smtp):
     assert len(mails) == 1
     with engine("subscribers").connect() as conn:
         row = conn.execute(sa.select(store.mail_outbox)).one()
-    assert row.status == "sent" and row.attempts == 2
+    assert row.status == "delivered" and row.attempts == 2
 
 
 def test_permanent_failure_is_recorded_not_retried(site, worker, smtp):
@@ -226,5 +228,5 @@ def test_permanent_failure_is_recorded_not_retried(site, worker, smtp):
         return row if row is not None and row.status == "failed" else None
 
     row = wait_for(failed_row, message="failed outbox row")
-    assert "550" in row.last_error and row.attempts == 1
+    assert "550" in row.error and row.attempts == 1
     assert smtp.to("nobody@example.org") == []

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,18 +31,12 @@ from services.newsletter import peers, store
 from services.newsletter.render import Recipient, RenderedIssue, personalise, render_issue
 from services.newsletter.store import (
     CANCELLED,
-    CLAIMED,
-    COMMITTED,
-    DELIVERED,
     DRAFT,
-    FAILED,
     OVERDUE,
     PAUSED,
-    QUEUED,
     SCHEDULED,
     SENDING,
     SENT,
-    SKIPPED,
     Issue,
     issues,
     outbox,
@@ -53,13 +46,17 @@ from shared.database import engine, read_connection, utcnow
 from shared.i18n import translate
 from shared.mail import return_paths
 from shared.mail.message import ISSUE, SUMMARY, PreparedMessage, Unsubscribe
-from shared.mail.transport import (
-    Abandoned,
-    Delivery,
-    PermanentMailError,
-    SMTPTransport,
-    TemporaryMailError,
+from shared.mail.outbox import (
+    CLAIMED,
+    COMMITTED,
+    DELIVERED,
+    FAILED,
+    QUEUED,
+    SKIPPED,
+    Outbox,
+    new_owner,
 )
+from shared.mail.transport import PermanentMailError, SMTPTransport, TemporaryMailError
 from shared.redis_client import get_redis
 from shared.web.templates import render_text
 
@@ -76,11 +73,9 @@ LEASE_SECONDS = 120
 #: pause or a new deployment takes effect).
 SENDER_BUDGET_SECONDS = 120
 
-#: Attempts per recipient before a temporary failure counts as final.
-MAX_ATTEMPTS = 8
-
-#: Backoff after a temporary failure: 30 s, doubling, at most 1 hour.
-RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 30, 3600
+#: How long a batch waits when the subscribers service cannot say who is still
+#: subscribed (no attempt is counted: nothing was sent).
+PEER_RETRY_SECONDS = 30
 
 #: Failures in a row (no success between) that pause an issue automatically.
 MAX_CONSECUTIVE_FAILURES = 25
@@ -89,6 +84,9 @@ MAX_CONSECUTIVE_FAILURES = 25
 HEARTBEAT_SECONDS = 30
 
 AUDIENCE_INSERT_CHUNK = 1000
+
+#: The issue recipients' outbox, worked by the shared outbox engine.
+OUTBOX = Outbox(outbox, "newsletter")
 
 
 class DispatchError(Exception):
@@ -238,79 +236,8 @@ def _stop_heartbeat(issue_id: int, sender: str) -> None:
 
 
 def claim_batch(issue_id: int, sender: str, now: datetime) -> list[sa.Row]:
-    """Take up to BATCH_SIZE sendable rows for ``sender``: first rows whose sender's lease
-    ran out, then queued rows that are due, in id order.
-
-    Each kind is one equality on (issue_id, status), so SQLite walks the index in id
-    order instead of scanning the rows already sent: the cost per batch stays flat in the
-    audience size.
-    """
-    expired = sa.and_(
-        outbox.c.issue_id == issue_id, outbox.c.status == CLAIMED, outbox.c.claimed_until < now
-    )
-    due = sa.and_(
-        outbox.c.issue_id == issue_id,
-        outbox.c.status == QUEUED,
-        sa.or_(outbox.c.not_before.is_(None), outbox.c.not_before <= now),
-    )
-    with engine("newsletter").begin() as conn:
-        ids: list[int] = []
-        for condition in (expired, due):
-            ids += (
-                conn.execute(
-                    sa.select(outbox.c.id)
-                    .where(condition)
-                    .order_by(outbox.c.id)
-                    .limit(BATCH_SIZE - len(ids))
-                )
-                .scalars()
-                .all()
-            )
-            if len(ids) >= BATCH_SIZE:
-                break
-        if not ids:
-            return []
-        conn.execute(
-            outbox.update()
-            .where(outbox.c.id.in_(ids), sa.or_(expired, due))
-            .values(
-                status=CLAIMED,
-                claimed_by=sender,
-                claimed_until=now + timedelta(seconds=lease_seconds()),
-            )
-        )
-        return list(
-            conn.execute(
-                sa.select(outbox)
-                .where(
-                    outbox.c.id.in_(ids), outbox.c.claimed_by == sender, outbox.c.status == CLAIMED
-                )
-                .order_by(outbox.c.id)
-            )
-        )
-
-
-def _set_rows(ids: list[int], sender: str, **values: object) -> None:
-    if not ids:
-        return
-    with engine("newsletter").begin() as conn:
-        conn.execute(
-            outbox.update()
-            .where(outbox.c.id.in_(ids), outbox.c.claimed_by == sender)
-            .values(**values)
-        )
-
-
-#: The per-message commit, built once (SQLAlchemy reuses its compiled form).
-COMMIT_ROW = (
-    outbox.update()
-    .where(
-        outbox.c.id == sa.bindparam("row"),
-        outbox.c.claimed_by == sa.bindparam("sender"),
-        outbox.c.status == CLAIMED,
-    )
-    .values(status=COMMITTED, done_at=sa.bindparam("done"), attempts=sa.bindparam("attempts"))
-)
+    """Take up to BATCH_SIZE sendable rows of the issue for ``sender`` (see Outbox.claim)."""
+    return OUTBOX.claim(sender, outbox.c.issue_id == issue_id, BATCH_SIZE, lease_seconds(), now)
 
 
 class RateLimiter:
@@ -351,7 +278,7 @@ class Sender:
 
     def __init__(self, issue_id: int) -> None:
         self.issue_id = issue_id
-        self.id = uuid.uuid4().hex
+        self.id = new_owner()
         self.transport = SMTPTransport(get_settings().effective_smtp_url)
         self.limiter = RateLimiter()
         self.consecutive_failures = 0
@@ -387,18 +314,12 @@ class Sender:
             subscribed = peers.still_confirmed([row.subscriber_id for row in batch])
         except peers.PeerUnavailable as exc:
             logger.warning("issue %s: %s; retrying the batch later", self.issue_id, exc)
-            _set_rows(
-                [row.id for row in batch],
-                self.id,
-                status=QUEUED,
-                claimed_by=None,
-                not_before=utcnow() + timedelta(seconds=RETRY_BASE_SECONDS),
+            OUTBOX.postpone(
+                [row.id for row in batch], self.id, timedelta(seconds=PEER_RETRY_SECONDS)
             )
             return
         gone = [row.id for row in batch if row.subscriber_id not in subscribed]
-        _set_rows(
-            gone, self.id, status=SKIPPED, done_at=utcnow(), error="unsubscribed before their turn"
-        )
+        OUTBOX.skip(gone, self.id, "unsubscribed before their turn")
         delivered: list[int] = []
         sendable = [row for row in batch if row.subscriber_id in subscribed]
         for n, row in enumerate(sendable):
@@ -417,18 +338,9 @@ class Sender:
                 )
                 break
         # Committed rows count as sent already; "delivered" only adds the server's 250.
-        _set_rows(delivered, self.id, status=DELIVERED)
+        OUTBOX.settle(delivered, self.id, status=DELIVERED)
         # Whatever this sender still holds (paused midway) goes back to the queue.
-        with engine("newsletter").begin() as conn:
-            conn.execute(
-                outbox.update()
-                .where(
-                    outbox.c.issue_id == self.issue_id,
-                    outbox.c.claimed_by == self.id,
-                    outbox.c.status == CLAIMED,
-                )
-                .values(status=QUEUED, claimed_by=None, claimed_until=None)
-            )
+        OUTBOX.release(self.id, outbox.c.issue_id == self.issue_id)
 
     def _send_one(self, row: sa.Row, message: PreparedMessage, rendered: RenderedIssue) -> str:
         html, text = personalise(
@@ -442,66 +354,15 @@ class Sender:
             Unsubscribe(row.unsubscribe_url, return_paths.unsubscribe_mailto(row.subscriber_id)),
             message_id=return_paths.issue_message_id(self.issue_id, row.id, message.domain),
         )
-
-        def commit() -> bool:
-            with self.connection.begin():
-                result = self.connection.execute(
-                    COMMIT_ROW,
-                    {
-                        "row": row.id,
-                        "sender": self.id,
-                        "done": utcnow(),
-                        "attempts": row.attempts + 1,
-                    },
-                )
-            return result.rowcount == 1
-
         envelope = return_paths.envelope_sender(row.subscriber_id, self.issue_id)
-        try:
-            delivery = self.transport.send(envelope, row.email, data, commit)
-        except Abandoned:
-            return CLAIMED
-        except TemporaryMailError as exc:
-            self._retry_or_fail(row, str(exc))
-            return QUEUED
-        except PermanentMailError as exc:
-            self.consecutive_failures += 1
-            _set_rows(
-                [row.id],
-                self.id,
-                status=FAILED,
-                done_at=utcnow(),
-                error=str(exc)[:1000],
-                attempts=row.attempts + 1,
-            )
-            return FAILED
-        self.consecutive_failures = 0
-        # COMMITTED: the dot went out but the reply did not come back; it counts as sent.
-        return DELIVERED if delivery == Delivery.ACCEPTED else COMMITTED
-
-    def _retry_or_fail(self, row: sa.Row, error: str) -> None:
-        self.consecutive_failures += 1
-        attempts = row.attempts + 1
-        if attempts >= MAX_ATTEMPTS:
-            _set_rows(
-                [row.id],
-                self.id,
-                status=FAILED,
-                done_at=utcnow(),
-                error=f"gave up: {error}"[:1000],
-                attempts=attempts,
-            )
-            return
-        delay = min(RETRY_BASE_SECONDS * 2 ** (attempts - 1), RETRY_MAX_SECONDS)
-        _set_rows(
-            [row.id],
-            self.id,
-            status=QUEUED,
-            claimed_by=None,
-            attempts=attempts,
-            error=error[:1000],
-            not_before=utcnow() + timedelta(seconds=delay),
+        state = OUTBOX.send(
+            self.transport, self.connection, row, self.id, (envelope, row.email, data)
         )
+        if state in (QUEUED, FAILED):
+            self.consecutive_failures += 1
+        elif state in (DELIVERED, COMMITTED):
+            self.consecutive_failures = 0
+        return state
 
 
 def finish_if_done(issue_id: int) -> bool:

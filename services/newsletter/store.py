@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shared.database import UTCDateTime
+from shared.mail.outbox import OUTBOX_STATES, outbox_columns
 
 #: Issue states. ``overdue``: a schedule passed while the system was down; an editor
 #: confirms before anything is sent.
@@ -24,18 +25,6 @@ DRAFT, SCHEDULED, OVERDUE, SENDING, PAUSED, SENT, CANCELLED = (
     "cancelled",
 )
 ISSUE_STATES = (DRAFT, SCHEDULED, OVERDUE, SENDING, PAUSED, SENT, CANCELLED)
-
-#: Outbox states. ``committed``: the whole message went to the SMTP server except the final
-#: dot; from here on it counts as sent (see dispatch.py for why).
-QUEUED, CLAIMED, COMMITTED, DELIVERED, FAILED, SKIPPED = (
-    "queued",
-    "claimed",
-    "committed",
-    "delivered",
-    "failed",
-    "skipped",
-)
-DONE_STATES = (COMMITTED, DELIVERED, FAILED, SKIPPED)
 
 metadata = sa.MetaData()
 
@@ -114,13 +103,8 @@ outbox = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, default=""),
     sa.Column("unsubscribe_url", sa.String(1000), nullable=False),
     sa.Column("preferences_url", sa.String(1000), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("not_before", UTCDateTime),
-    sa.Column("claimed_by", sa.String(64)),
-    sa.Column("claimed_until", UTCDateTime),
-    sa.Column("done_at", UTCDateTime),
-    sa.Column("error", sa.Text),
+    # status, attempts, claims, outcome: the outbox engine's columns (shared.mail.outbox).
+    *outbox_columns(),
     sa.UniqueConstraint("issue_id", "email", name="uq_outbox_issue_email"),
     sa.Index("ix_outbox_issue_status", "issue_id", "status"),
 )
@@ -193,6 +177,6 @@ def outbox_counts(conn: Connection, issue_id: int) -> dict[str, int]:
         .where(outbox.c.issue_id == issue_id)
         .group_by(outbox.c.status)
     )
-    counts = dict.fromkeys((QUEUED, CLAIMED, COMMITTED, DELIVERED, FAILED, SKIPPED), 0)
+    counts = dict.fromkeys(OUTBOX_STATES, 0)
     counts.update({status: int(n) for status, n in rows})
     return counts

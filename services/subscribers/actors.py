@@ -6,27 +6,20 @@ import dramatiq
 
 import shared.broker  # noqa: F401  (installs the broker before the actors bind to it)
 from services.subscribers import mails, optin
-from shared.mail.transport import TemporaryMailError
 
-#: Retries of a temporarily failing mail: with exponential backoff from 5 s up to one
-#: hour, 12 retries span roughly a day before the row is left for the sweep.
-MAIL_MAX_RETRIES = 12
-MAIL_MIN_BACKOFF_MS = 5_000
-MAIL_MAX_BACKOFF_MS = 3_600_000
+#: Dramatiq's own retries are for the unexpected only (the database away mid-send);
+#: what the mail system says is handled by the outbox engine's retry policy.
+MAIL_MAX_RETRIES = 5
 
 
-@dramatiq.actor(
-    queue_name="subscribers",
-    max_retries=MAIL_MAX_RETRIES,
-    min_backoff=MAIL_MIN_BACKOFF_MS,
-    max_backoff=MAIL_MAX_BACKOFF_MS,
-    retry_when=lambda retries, exc: (
-        isinstance(exc, TemporaryMailError) and retries < MAIL_MAX_RETRIES
-    ),
-)
+@dramatiq.actor(queue_name="subscribers", max_retries=MAIL_MAX_RETRIES)
 def send_subscriber_mail(outbox_id: int) -> None:
-    """Send one confirmation or welcome mail from the outbox."""
-    mails.deliver(outbox_id)
+    """Send one confirmation or welcome mail from the outbox; after a temporary failure
+    the same message comes back when the outbox engine's delay is over."""
+    delivered = mails.deliver(outbox_id)
+    if delivered.retry_after is not None:
+        delay_ms = int(delivered.retry_after.total_seconds() * 1000)
+        send_subscriber_mail.send_with_options(args=(outbox_id,), delay=delay_ms)
 
 
 @dramatiq.actor(queue_name="subscribers", max_retries=3)

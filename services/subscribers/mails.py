@@ -1,8 +1,10 @@
-"""The mails this service sends (confirmation, welcome) and the outbox that sends them.
+"""The mails this service sends (confirmation, welcome), through its outbox.
 
-The outbox row is the record of a mail: a worker claims it for a lease, sends, and marks
-it sent. A lost queue message is re-sent from the row by the sweep; a claimed row is
-never sent by two workers at once.
+The outbox row is the record of a mail, worked by the shared outbox engine
+(:mod:`shared.mail.outbox`): a worker claims it for a lease, sends it exactly once and
+settles it. A temporary failure puts it back with the engine's delay and a queue message
+for that moment; a lost queue message is re-sent from the row by the sweep; a claimed
+row is never sent by two workers at once.
 """
 
 from __future__ import annotations
@@ -15,35 +17,28 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from services.subscribers import optin, store
-from services.subscribers.store import (
-    MAIL_FAILED,
-    MAIL_PENDING,
-    MAIL_SENDING,
-    MAIL_SENT,
-    Subscriber,
-)
+from services.subscribers.store import Subscriber
 from shared.addresses import parse_address
 from shared.config import get_settings
-from shared.database import engine, read_connection, utcnow
+from shared.database import engine
 from shared.i18n import translate
 from shared.mail import return_paths
 from shared.mail.message import CONFIRMATION, WELCOME, MailKind, PreparedMessage, Unsubscribe
+from shared.mail.outbox import COMMITTED, DELIVERED, QUEUED, Outbox, new_owner, retry_delay
 from shared.mail.plain_text import wrap_text
-from shared.mail.transport import (
-    Abandoned,
-    PermanentMailError,
-    SMTPTransport,
-    TemporaryMailError,
-)
+from shared.mail.transport import SMTPTransport
 from shared.web.templates import render_text
 
 #: How long a worker owns a claimed mail before another may take it over (covers a
 #: worker killed mid-send; longer than one SMTP conversation with its timeouts).
 CLAIM_LEASE_SECONDS = 120
 
-#: A pending outbox row older than this is handed to a worker again by the sweep
-#: (its queue message was lost, e.g. Redis restarted without persistence).
+#: A queued outbox row due for longer than this is handed to a worker again by the
+#: sweep (its queue message was lost, e.g. Redis restarted without persistence).
 STALE_PENDING_SECONDS = 120
+
+#: The subscribers service's outbox, worked by the shared outbox engine.
+OUTBOX = Outbox(store.mail_outbox, "subscribers")
 
 SUBJECTS = {
     "confirmation": "Please confirm your subscription to the KGI-Infobrief",
@@ -101,130 +96,70 @@ def compose(subscriber: Subscriber, kind: str) -> ComposedMail:
     return ComposedMail(data, message_id, return_paths.envelope_sender(subscriber.id))
 
 
-def _claim(outbox_id: int) -> tuple[str, Subscriber] | None:
-    """Take the row for this worker, or None when it is sent, failed or owned by another."""
-    now = utcnow()
-    table = store.mail_outbox
+def _log_sent(row: sa.Row, mail: ComposedMail) -> None:
+    """A confirmation mail the server accepted goes into the consent log."""
+    if row.kind != "confirmation":
+        return
     with engine("subscribers").begin() as conn:
-        result = conn.execute(
-            table.update()
-            .where(
-                table.c.id == outbox_id,
-                sa.or_(
-                    table.c.status == MAIL_PENDING,
-                    sa.and_(table.c.status == MAIL_SENDING, table.c.lease_until < now),
-                ),
-            )
-            .values(
-                status=MAIL_SENDING,
-                lease_until=now + timedelta(seconds=CLAIM_LEASE_SECONDS),
-                attempts=table.c.attempts + 1,
-            )
+        store.log_consent(
+            conn,
+            row.subscriber_id,
+            "confirmation_mail",
+            store.Context(source="outbox", consent_version=optin.CONSENT_TEXT_VERSION),
+            detail=f"Message-ID {mail.message_id}",
         )
-        if result.rowcount != 1:
-            return None
-        row = conn.execute(
-            sa.select(table.c.kind, table.c.subscriber_id).where(table.c.id == outbox_id)
-        ).one()
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What :func:`deliver` did: the row's new state, and for QUEUED the engine's delay
+    until the next attempt."""
+
+    state: str
+    retry_after: timedelta | None = None
+
+
+def deliver(outbox_id: int) -> Delivered:
+    """Send one outbox mail exactly once; says what happened to the row."""
+    owner = new_owner()
+    claimed = OUTBOX.claim(owner, store.mail_outbox.c.id == outbox_id, 1, CLAIM_LEASE_SECONDS)
+    if not claimed:
+        return Delivered("not claimed")  # sent, failed, not yet due or owned by another
+    [row] = claimed
+    with engine("subscribers").connect() as conn:
         subscriber = store.get(conn, row.subscriber_id)
+    obsolete = _obsolete(row.kind, subscriber)
+    if obsolete or subscriber is None:
+        OUTBOX.skip([row.id], owner, obsolete or "the subscriber is gone")
+        return Delivered("skipped")
+    mail = compose(subscriber, row.kind)
+    recipient = parse_address(subscriber.email).ascii
+    with engine("subscribers").connect() as conn:
+        state = OUTBOX.send(
+            _transport(), conn, row, owner, (mail.envelope_from, recipient, mail.data)
+        )
+    if state == DELIVERED:
+        OUTBOX.settle([row.id], owner, status=DELIVERED)
+    if state in (DELIVERED, COMMITTED):
+        _log_sent(row, mail)
+    if state == QUEUED:
+        return Delivered(state, retry_delay(row.attempts + 1))
+    return Delivered(state)
+
+
+def _obsolete(kind: str, subscriber: Subscriber | None) -> str | None:
+    """Why this mail need not go out any more, or None."""
     if subscriber is None:
         return None
-    return row.kind, subscriber
-
-
-def _finish(
-    outbox_id: int, status: str, error: str | None = None, only_if_sending: bool = False
-) -> bool:
-    """Record the outcome. False when ``only_if_sending`` and the row is no longer this
-    worker's (another took it over after the lease)."""
-    condition = store.mail_outbox.c.id == outbox_id
-    if only_if_sending:
-        condition = sa.and_(condition, store.mail_outbox.c.status == MAIL_SENDING)
-    with engine("subscribers").begin() as conn:
-        result = conn.execute(
-            store.mail_outbox.update()
-            .where(condition)
-            .values(
-                status=status,
-                lease_until=None,
-                sent_at=utcnow() if status == MAIL_SENT else None,
-                last_error=error,
-            )
-        )
-    return result.rowcount == 1
-
-
-def _log_sent(outbox_id: int, mail: ComposedMail) -> None:
-    """A confirmation mail the server accepted goes into the consent log."""
-    with engine("subscribers").begin() as conn:
-        row = conn.execute(
-            sa.select(store.mail_outbox.c.subscriber_id, store.mail_outbox.c.kind).where(
-                store.mail_outbox.c.id == outbox_id
-            )
-        ).one()
-        if row.kind == "confirmation":
-            store.log_consent(
-                conn,
-                row.subscriber_id,
-                "confirmation_mail",
-                store.Context(source="outbox", consent_version=optin.CONSENT_TEXT_VERSION),
-                detail=f"Message-ID {mail.message_id}",
-            )
-
-
-def deliver(outbox_id: int) -> str:
-    """Send one outbox mail; returns what happened.
-
-    Raises TemporaryMailError after putting the row back, so the actor retries later.
-    """
-    claimed = _claim(outbox_id)
-    if claimed is None:
-        return "skipped"
-    kind, subscriber = claimed
     if kind == "confirmation" and (
         subscriber.status != store.PENDING or not subscriber.confirm_nonce
     ):
-        _finish(outbox_id, MAIL_SENT, "not sent: no confirmation outstanding any more")
-        return "obsolete"
+        return "not sent: no confirmation outstanding any more"
     if kind == "welcome" and subscriber.status != store.CONFIRMED:
-        _finish(outbox_id, MAIL_SENT, "not sent: unsubscribed before the welcome mail")
-        return "obsolete"
-    mail = compose(subscriber, kind)
-
-    def commit() -> bool:
-        # The point of no return (see SMTPTransport.send): the row says "sent" before
-        # the final dot, so a worker killed at any moment never causes a second copy.
-        return _finish(outbox_id, MAIL_SENT, only_if_sending=True)
-
-    recipient = parse_address(subscriber.email).ascii
-    try:
-        _transport().send(mail.envelope_from, recipient, mail.data, commit)
-    except Abandoned:
-        return "skipped"
-    except TemporaryMailError as exc:
-        _finish(outbox_id, MAIL_PENDING, str(exc))
-        raise
-    except PermanentMailError as exc:
-        _finish(outbox_id, MAIL_FAILED, str(exc))
-        return "failed"
-    _log_sent(outbox_id, mail)
-    return "sent"
+        return "not sent: unsubscribed before the welcome mail"
+    return None
 
 
 def stale_outbox_ids() -> list[int]:
     """Rows that should be with a worker but may have lost their queue message."""
-    now = utcnow()
-    table = store.mail_outbox
-    with read_connection("subscribers") as conn:
-        rows = conn.execute(
-            sa.select(table.c.id).where(
-                sa.or_(
-                    sa.and_(
-                        table.c.status == MAIL_PENDING,
-                        table.c.created_at < now - timedelta(seconds=STALE_PENDING_SECONDS),
-                    ),
-                    sa.and_(table.c.status == MAIL_SENDING, table.c.lease_until < now),
-                )
-            )
-        )
-        return [row.id for row in rows]
+    return OUTBOX.stale(timedelta(seconds=STALE_PENDING_SECONDS), store.mail_outbox.c.created_at)

@@ -15,14 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shared.database import UTCDateTime, utcnow
+from shared.mail.outbox import QUEUED, outbox_columns
 
 #: Subscription states. ``pending`` waits for the confirmation click; ``bounced``: mail to
 #: the address failed for good (or kept failing), so it gets nothing until a new opt-in.
 PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED = "pending", "confirmed", "unsubscribed", "bounced"
 STATUSES = (PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED)
-
-#: Outbox states of one mail: ``sending`` is claimed by a worker until ``lease_until``.
-MAIL_PENDING, MAIL_SENDING, MAIL_SENT, MAIL_FAILED = "pending", "sending", "sent", "failed"
 
 #: Longest user agent or source kept in the consent log (the columns' size).
 CONTEXT_TEXT_LENGTH = 400
@@ -117,12 +115,10 @@ mail_outbox = sa.Table(
         index=True,
     ),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("lease_until", UTCDateTime),
-    sa.Column("sent_at", UTCDateTime),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
+    # status, attempts, claims, outcome: the outbox engine's columns (shared.mail.outbox).
+    *outbox_columns(),
+    sa.Index("ix_mail_outbox_status", "status"),
 )
 
 
@@ -310,7 +306,7 @@ def queue_mail(conn: Connection, subscriber_id: int, kind: str) -> int:
         {
             "subscriber_id": subscriber_id,
             "kind": kind,
-            "status": MAIL_PENDING,
+            "status": QUEUED,
             "created_at": utcnow(),
             "attempts": 0,
         },
