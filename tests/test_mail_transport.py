@@ -227,3 +227,26 @@ def test_implicit_tls():
         assert len(server.mails) == 1
     finally:
         server.stop()
+
+
+def test_transactional_mails_are_signed_and_use_verp_too(site, worker, smtp, monkeypatch):
+    """One pipeline: the confirmation mail gets the issue's DKIM signature and a VERP
+    envelope sender (before, only issues had either)."""
+    import dkim
+    import httpx
+
+    from shared.mail import message as message_module
+    from shared.mail import return_paths
+    from shared.mail.dkim_signing import DkimKey
+    from tests.conftest import wait_for
+
+    fixtures = __import__("pathlib").Path(__file__).parent / "fixtures" / "dkim"
+    key = DkimKey("kgi", "kgi.example.org", (fixtures / "test-only-private.pem").read_bytes())
+    public = (fixtures / "test-only-public.b64").read_text().strip()
+    monkeypatch.setattr(message_module, "configured_key", lambda: key)
+    httpx.post(f"{site}/subscribers/api/subscriptions", json={"email": "signed@example.org"})
+    [mail] = wait_for(lambda: smtp.to("signed@example.org"), message="confirmation mail")
+    assert mail.raw.startswith(b"DKIM-Signature:")
+    assert dkim.verify(mail.raw, dnsfunc=lambda name, timeout=5: f"p={public}".encode())
+    tag = return_paths.read_return_address(mail.mail_from)
+    assert tag is not None and tag.kind == "bounce" and tag.issue_id is None
