@@ -311,8 +311,9 @@ def cmd_issues(args: argparse.Namespace) -> int:
     """kgi issues create|test|send|status|pause|resume|cancel."""
     from datetime import datetime
 
-    from services.newsletter import compose, dispatch, peers
+    from services.newsletter import compose, dispatch
     from shared.database import migrate
+    from shared.errors import KgiError
 
     migrate("newsletter")
     actor = "command line"
@@ -349,7 +350,7 @@ def cmd_issues(args: argparse.Namespace) -> int:
             else:
                 getattr(dispatch, args.action)(args.id, actor)
             print(f"Issue {args.id}: {args.action} done.")
-    except (compose.ComposeError, dispatch.DispatchError, peers.PeerUnavailable, ValueError) as exc:
+    except (KgiError, ValueError) as exc:
         print(f"Not done: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from shared.config import get_settings
+from shared.errors import NotFound
 from shared.mail.catcher import find_caught, list_caught
 from shared.web.app import create_service_app
 from shared.web.templates import render_page
@@ -22,7 +22,7 @@ async def mail_list(request: Request) -> Response:
 def _mail(request: Request):  # type: ignore[no-untyped-def]
     mail = find_caught(get_settings().mail_catcher_dir, request.path_params["id"])
     if mail is None:
-        raise HTTPException(404, "There is no such mail.")
+        raise NotFound("There is no such mail.")
     return mail
 
 

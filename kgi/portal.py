@@ -5,19 +5,22 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.subscribers.openapi import OPENAPI
 from shared.accounts.login import LoginThrottled, authenticate_off_loop
+from shared.errors import TooMany
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
 from shared.web.csrf import verify_csrf
 from shared.web.forms import client_ip, read_form
 from shared.web.sessions import log_in, log_out
 from shared.web.templates import render_page
+
+#: How long a throttled client waits: the failed logins are counted over 15 minutes.
+LOGIN_RETRY_AFTER_SECONDS = 900
 
 
 async def home(request: Request) -> Response:
@@ -48,10 +51,9 @@ async def login(request: Request) -> Response:
             email, str(form.get("password", ""))[:1024], client_ip(request)
         )
     except LoginThrottled:
-        raise HTTPException(
-            429,
+        raise TooMany(
             "Too many failed logins. Please wait 15 minutes and try again.",
-            headers={"Retry-After": "900"},
+            retry_after=LOGIN_RETRY_AFTER_SECONDS,
         ) from None
     if user is None:
         return render_page(

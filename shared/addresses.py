@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
+from shared.errors import Invalid
 from shared.i18n import normalise_language
 
 #: RFC 5321 limit for a forward path.
@@ -48,13 +49,13 @@ def _looks_encoded(name: str) -> bool:
     return any(marker in text for text in (name, folded) for marker in ("=?", "?="))
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Invalid, ValueError):
     """What the person typed cannot be used; the message says why, in English."""
 
+    field: str
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)

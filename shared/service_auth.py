@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from shared.config import get_settings
+from shared.errors import Forbidden
 from shared.tokens import secrets_equal
 
 
@@ -28,4 +28,4 @@ def require_service(request: Request) -> None:
     """Raise 403 unless the request carries the service token."""
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if not secrets_equal(given, service_token()):
-        raise HTTPException(403, "This endpoint is for the platform's own services.")
+        raise Forbidden("This endpoint is for the platform's own services.")

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -23,7 +22,6 @@ from services.feeds import content, media, revisions, store
 from services.feeds.content import (
     EDITORS_TIME_ZONE,
     InvalidItem,
-    WorkflowError,
     row_id,
 )
 from services.feeds.form_input import ItemForm, checked_form, read_item_form, text_field
@@ -67,16 +65,9 @@ def _user(request: Request) -> dict[str, Any]:
     return user
 
 
-def _refused(exc: WorkflowError) -> HTTPException:
-    return HTTPException(exc.status, str(exc))
-
-
 def _item_or_404(item_id: int) -> Item:
     with read_connection("feeds") as conn:
-        try:
-            return content.network_item(conn, item_id)
-        except WorkflowError as exc:
-            raise _refused(exc) from None
+        return content.network_item(conn, item_id)
 
 
 @login_required()
@@ -206,8 +197,6 @@ def _save(request: Request, item_id: int, form: ItemForm) -> Response:
         revision = revisions.save_edit(item_id, fields, user["email"], user["role"])
     except InvalidItem as exc:
         return _editor_form(request, item, fields, {exc.field: exc.message}, 422)
-    except WorkflowError as exc:
-        raise _refused(exc) from None
     saved = "revision" if revision is not None else "1"
     return RedirectResponse(f"/news/admin/{item_id}?saved={saved}", status_code=303)
 
@@ -221,11 +210,8 @@ async def admin_save(request: Request) -> Response:
 
 def _step(request: Request, item_id: int, step: str, comment: str, version: str) -> Response:
     user = _user(request)
-    try:
-        # The form always carries the version shown; a missing one matches nothing.
-        content.transition(item_id, step, user["email"], user["role"], comment or None, version)
-    except WorkflowError as exc:
-        raise _refused(exc) from None
+    # The form always carries the version shown; a missing one matches nothing.
+    content.transition(item_id, step, user["email"], user["role"], comment or None, version)
     return RedirectResponse(f"/news/admin/{item_id}", status_code=303)
 
 
@@ -245,18 +231,15 @@ async def admin_workflow(request: Request) -> Response:
 
 def _decide(request: Request, item_id: int, form: dict[str, str]) -> Response:
     user = _user(request)
-    try:
-        revisions.decide(
-            item_id,
-            row_id(form["revision"]) or 0,
-            form["version"],
-            form["action"],
-            user["email"],
-            user["role"],
-            form["comment"] or None,
-        )
-    except WorkflowError as exc:
-        raise _refused(exc) from None
+    revisions.decide(
+        item_id,
+        row_id(form["revision"]) or 0,
+        form["version"],
+        form["action"],
+        user["email"],
+        user["role"],
+        form["comment"] or None,
+    )
     return RedirectResponse(f"/news/admin/{item_id}", status_code=303)
 
 
@@ -270,10 +253,7 @@ async def admin_revision(request: Request) -> Response:
 
 
 def _hide(request: Request, item_id: int, hidden: bool) -> Response:
-    try:
-        content.set_hidden(item_id, hidden, _user(request)["email"])
-    except WorkflowError as exc:
-        raise _refused(exc) from None
+    content.set_hidden(item_id, hidden, _user(request)["email"])
     return RedirectResponse("/news/admin/#partner", status_code=303)
 
 

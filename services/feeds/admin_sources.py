@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.feeds import aggregate
 from services.feeds.form_input import checked_form, text_field
+from shared.errors import BadRequest
 from shared.web.auth import login_required
 from shared.web.sessions import current_user
 from shared.web.templates import render_page
@@ -76,24 +76,20 @@ async def admin_add_source(request: Request) -> Response:
 
 def _act(request: Request, source_id: int, action: str) -> Response:
     user: dict[str, Any] = current_user(request) or {}
-    try:
-        if action == "pause":
-            aggregate.update_source(source_id, paused=True)
-        elif action == "resume":
-            aggregate.update_source(source_id, paused=False)
-        elif action == "fetch":
-            from services.feeds.actors import fetch_source
+    # NoSuchSource (404) and SourceInUse (409) are answered by the error tree.
+    if action == "pause":
+        aggregate.update_source(source_id, paused=True)
+    elif action == "resume":
+        aggregate.update_source(source_id, paused=False)
+    elif action == "fetch":
+        from services.feeds.actors import fetch_source
 
-            aggregate.get_source(source_id)  # raises NoSuchSource for an unknown id
-            fetch_source.send(source_id)
-        elif action == "hide":
-            aggregate.hide_items(source_id, user.get("email", ""))
-        else:
-            aggregate.delete_source(source_id)
-    except aggregate.NoSuchSource as exc:
-        raise HTTPException(404, str(exc)) from None
-    except aggregate.SourceInUse as exc:
-        raise HTTPException(409, str(exc)) from None
+        aggregate.get_source(source_id)  # raises NoSuchSource for an unknown id
+        fetch_source.send(source_id)
+    elif action == "hide":
+        aggregate.hide_items(source_id, user.get("email", ""))
+    else:
+        aggregate.delete_source(source_id)
     return RedirectResponse("/news/admin/sources", status_code=303)
 
 
@@ -103,5 +99,5 @@ async def admin_source_action(request: Request) -> Response:
     form = await checked_form(request)
     action = text_field(form, "action")
     if action not in ACTIONS:
-        raise HTTPException(400, "Unknown action.")
+        raise BadRequest("Unknown action.")
     return await run_in_threadpool(_act, request, request.path_params["id"], action)

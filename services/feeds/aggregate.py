@@ -34,6 +34,7 @@ from services.feeds.store import (
 )
 from shared import events
 from shared.database import engine, read_connection, utcnow
+from shared.errors import Conflict, Invalid, NotFound
 from shared.i18n import LANGUAGES
 
 logger = logging.getLogger("kgi.feeds.aggregate")
@@ -50,15 +51,15 @@ MAX_BACKOFF = timedelta(hours=24)
 MAX_DOUBLINGS = 16
 
 
-class InvalidSource(ValueError):
+class InvalidSource(Invalid, ValueError):
     """The source definition cannot be used; the message says why."""
 
 
-class NoSuchSource(LookupError):
+class NoSuchSource(NotFound, LookupError):
     """There is no source with this id."""
 
 
-class SourceInUse(Exception):
+class SourceInUse(Conflict):
     """The source still has published items, which deleting it would take off the site."""
 
 

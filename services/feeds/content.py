@@ -35,6 +35,7 @@ from services.feeds.store import (
 )
 from shared import events
 from shared.database import engine, read_connection, utcnow
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.i18n import LANGUAGES
 
 #: Most tags on one item, and the longest tag.
@@ -54,32 +55,26 @@ MAX_ROW_ID = 2**63 - 1
 MAX_URL_LENGTH = 1000
 
 
-class InvalidItem(ValueError):
+class InvalidItem(Invalid, ValueError):
     """An item field is unusable; ``field`` names it, the message says why (English)."""
 
+    field: str
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(message, field)
 
 
-class WorkflowError(Exception):
-    """A step that cannot be taken now; ``status`` is the HTTP status that says why
-    (409: not possible in the item's state, or it changed since the user looked)."""
-
-    status = 409
+class WorkflowError(Conflict):
+    """A step that cannot be taken now: not possible in the item's state, or the item
+    changed since the user looked."""
 
 
-class NotAllowed(WorkflowError):
+class NotAllowed(Forbidden, WorkflowError):
     """The user's role may not take this step."""
 
-    status = 403
 
-
-class NoSuchItem(WorkflowError):
+class NoSuchItem(NotFound, WorkflowError):
     """There is no network item with this id."""
-
-    status = 404
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from shared.config import get_settings
+from shared.errors import Invalid
 
 #: Largest image accepted (5 MiB).
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -29,7 +30,7 @@ MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$")
 MEDIA_PREFIX = "/news/media/"
 
 
-class InvalidImage(ValueError):
+class InvalidImage(Invalid, ValueError):
     """The upload is not an image we accept; the message says why."""
 
 

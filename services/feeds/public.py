@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
@@ -18,9 +17,10 @@ from services.feeds import cache, content, media, revisions, store
 from services.feeds.content import EARLIEST_DATE, LATEST_DATE, ItemFilter, row_id
 from services.feeds.sanitize import writable
 from services.feeds.store import KINDS
-from services.feeds.syndication import FeedQuery, PageNotFound, render_calendar, render_feed
+from services.feeds.syndication import FeedQuery, render_calendar, render_feed
 from shared.config import get_settings
 from shared.database import read_connection
+from shared.errors import Invalid, NotFound
 from shared.i18n import LANGUAGES
 from shared.web.conditional import conditional_response
 from shared.web.sessions import current_user
@@ -52,7 +52,7 @@ def page_of(request: Request) -> int:
         return 1
     page = row_id(raw)
     if page is None or page > MAX_PAGE:
-        raise HTTPException(404, "There is no such page.")
+        raise NotFound("There is no such page.")
     return page
 
 
@@ -85,7 +85,7 @@ def news_list(request: Request) -> Response:
     found, total = content.public_items(selection, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
     pages = max(1, -(-total // LIST_PAGE_SIZE))
     if page > pages:
-        raise HTTPException(404, "There is no such page.")
+        raise NotFound("There is no such page.")
     query = FeedQuery(selection)
     return render_page(
         request,
@@ -113,7 +113,7 @@ def news_item(request: Request) -> Response:
         )
     staff = current_user(request) is not None
     if item is None or (not staff and not content.is_visible(item)):
-        raise HTTPException(404, NOTHING_HERE)
+        raise NotFound(NOTHING_HERE)
     if translation is not None and not content.is_visible(translation):
         translation = None
     shown, revision = item, None
@@ -141,17 +141,15 @@ def feed(request: Request) -> Response:
     """RSS, Atom or JSON Feed of a selection, from the cache, with conditional GET."""
     fmt = request.path_params["fmt"]
     if fmt not in ("rss", "atom", "json"):
-        raise HTTPException(404, NOTHING_HERE)
+        raise NotFound(NOTHING_HERE)
     selection, page = selection_from(request)
     query = FeedQuery(selection, page)
     if request.url.query != query.query_string:
         # One URL per feed, so the self link always matches the URL served.
         target = request.url.path + ("?" + query.query_string if query.query_string else "")
         return RedirectResponse(target, status_code=301)
-    try:
-        rendered = cache.cached(f"{fmt}?{query.query_string}", lambda: render_feed(fmt, query))
-    except PageNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    # A page past the last raises PageNotFound (a NotFound): answered as 404.
+    rendered = cache.cached(f"{fmt}?{query.query_string}", lambda: render_feed(fmt, query))
     return conditional(request, rendered)
 
 
@@ -167,11 +165,11 @@ def since_of(raw: str) -> datetime:
     try:
         since = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise HTTPException(422, "since must be an ISO date or date-time.") from None
+        raise Invalid("since must be an ISO date or date-time.", "since") from None
     # Checked before converting: at the ends of the calendar that would overflow.
     if not EARLIEST_DATE <= since.date() <= LATEST_DATE:
         years = f"{EARLIEST_DATE.year} and {LATEST_DATE.year}"
-        raise HTTPException(422, f"since must lie between {years}.")
+        raise Invalid(f"since must lie between {years}.", "since")
     return since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
 
 
@@ -185,7 +183,7 @@ def api_items(request: Request) -> Response:
     try:
         limit = max(1, min(int(request.query_params.get("limit", "50")), API_LIMIT))
     except ValueError:
-        raise HTTPException(422, "limit must be a number.") from None
+        raise Invalid("limit must be a number.", "limit") from None
     found, total = content.public_items(selection, limit, (page - 1) * limit)
     return JSONResponse(
         {"total": total, "page": page, "items": [item_json(item) for item in found]}
@@ -225,7 +223,7 @@ def media_file(request: Request) -> Response:
     name = request.path_params["name"]
     path = media.media_path(name)
     if path is None:
-        raise HTTPException(404, NOTHING_HERE)
+        raise NotFound(NOTHING_HERE)
     headers = {
         # Names are content hashes: the file behind a name never changes.
         "Cache-Control": "public, max-age=31536000, immutable",

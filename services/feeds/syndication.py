@@ -43,6 +43,7 @@ from services.feeds.sanitize import writable
 from services.feeds.store import CONFERENCE_REPORT, NEWS, Item
 from shared.config import get_settings
 from shared.database import utcnow
+from shared.errors import NotFound
 from shared.i18n import translate
 
 #: Items per feed page; older items are reached through the ``next`` link.
@@ -65,7 +66,7 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 KIND_TITLES = {NEWS: "News", CONFERENCE_REPORT: "Conference reports"}
 
 
-class PageNotFound(LookupError):
+class PageNotFound(NotFound, LookupError):
     """The feed has fewer pages than the one asked for."""
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -32,8 +31,9 @@ from services.newsletter import archive as archive_feeds
 from services.newsletter import compose, dispatch, peers, store
 from services.newsletter.render import public_version
 from services.newsletter.store import ISSUE_STATES, SENT, issues
-from shared.addresses import InvalidInput, parse_address
+from shared.addresses import parse_address
 from shared.database import read_connection
+from shared.errors import BadRequest, Forbidden, Invalid, NotFound, Unavailable
 from shared.i18n import request_language
 from shared.mail.transport import PermanentMailError
 from shared.web.app import create_service_app
@@ -73,7 +73,7 @@ def archive_issue(request: Request) -> Response:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, request.path_params["id"])
     if issue is None or issue.state != SENT or not issue.rendered_html:
-        raise HTTPException(404, "There is no such issue in the archive.")
+        raise NotFound("There is no such issue in the archive.")
     page, _ = public_version(dispatch.rendered_of(issue))
     return HTMLResponse(page, headers={"Cache-Control": "public, max-age=3600"})
 
@@ -81,7 +81,7 @@ def archive_issue(request: Request) -> Response:
 def archive_feed(request: Request) -> Response:
     fmt = request.path_params["fmt"]
     if fmt not in archive_feeds.FEED_MEDIA_TYPES:
-        raise HTTPException(404, "There is nothing at this address.")
+        raise NotFound("There is nothing at this address.")
     feed = archive_feeds.build_feed(fmt)
     return conditional_response(
         request, feed.body, feed.media_type, feed.etag, feed.last_modified, FEED_MAX_AGE
@@ -103,7 +103,7 @@ def _issue_or_404(issue_id: int) -> store.Issue:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, issue_id)
     if issue is None:
-        raise HTTPException(404, "There is no such issue.")
+        raise NotFound("There is no such issue.")
     return issue
 
 
@@ -125,15 +125,12 @@ def admin_list(request: Request) -> Response:
 @login_required()
 @form_endpoint()
 def admin_new(request: Request, form: FormData) -> Response:
-    try:
-        issue = compose.create_issue(
-            form_text(form, "language") or "de",
-            _actor(request),
-            form_text(form, "subject") or None,
-            creator_language=request_language(request),
-        )
-    except compose.ComposeError as exc:
-        raise HTTPException(422, str(exc)) from None
+    issue = compose.create_issue(
+        form_text(form, "language") or "de",
+        _actor(request),
+        form_text(form, "subject") or None,
+        creator_language=request_language(request),
+    )
     return RedirectResponse(f"/newsletter/admin/{issue.id}", status_code=303)
 
 
@@ -197,14 +194,11 @@ def admin_issue(request: Request) -> Response:
 @form_endpoint(limit=TEXT_FORM_LIMIT)
 def admin_texts(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
-    try:
-        compose.update_texts(
-            issue_id,
-            {k: form_text(form, k) for k in ("subject", "preheader", "intro", "closing")},
-            _actor(request),
-        )
-    except compose.ComposeError as exc:
-        raise HTTPException(422, str(exc)) from None
+    compose.update_texts(
+        issue_id,
+        {k: form_text(form, k) for k in ("subject", "preheader", "intro", "closing")},
+        _actor(request),
+    )
     return _back(issue_id, "saved")
 
 
@@ -218,23 +212,20 @@ def admin_items(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
     action = form_text(form, "action")
     actor = _actor(request)
-    try:
-        if action == "add":
-            compose.add_items_by_id(issue_id, _row_ids(form.getlist("content_id")), actor)
-        elif action == "add_since_last":
-            compose.add_since(issue_id, actor)
-        elif action in ("up", "down"):
-            row_id = parse_row_id(form.get("row_id"))
-            compose.move_item(issue_id, row_id, -1 if action == "up" else 1, actor)
-        elif action == "remove":
-            compose.remove_item(issue_id, parse_row_id(form.get("row_id")), actor)
-        elif action == "order":
-            order = form_text(form, "order")
-            compose.set_order(issue_id, _row_ids(order.split(",") if order else []), actor)
-        else:
-            raise HTTPException(400, "Unknown action.")
-    except (compose.ComposeError, peers.PeerUnavailable) as exc:
-        raise HTTPException(422, str(exc)) from None
+    if action == "add":
+        compose.add_items_by_id(issue_id, _row_ids(form.getlist("content_id")), actor)
+    elif action == "add_since_last":
+        compose.add_since(issue_id, actor)
+    elif action in ("up", "down"):
+        row_id = parse_row_id(form.get("row_id"))
+        compose.move_item(issue_id, row_id, -1 if action == "up" else 1, actor)
+    elif action == "remove":
+        compose.remove_item(issue_id, parse_row_id(form.get("row_id")), actor)
+    elif action == "order":
+        order = form_text(form, "order")
+        compose.set_order(issue_id, _row_ids(order.split(",") if order else []), actor)
+    else:
+        raise BadRequest("Unknown action.")
     return _back(issue_id)
 
 
@@ -242,7 +233,7 @@ def admin_items(request: Request, form: FormData) -> Response:
 def admin_preview(request: Request) -> Response:
     fmt = request.path_params["fmt"]
     if fmt not in ("html", "txt"):
-        raise HTTPException(404, "There is nothing at this address.")
+        raise NotFound("There is nothing at this address.")
     issue = _issue_or_404(request.path_params["id"])
     page, text = public_version(dispatch.rendered_of(issue))
     return PlainTextResponse(text) if fmt == "txt" else HTMLResponse(page)
@@ -257,14 +248,11 @@ def _test_addresses(request: Request, form: FormData) -> list[str]:
         if part.strip()
     ]
     if not raw or len(raw) > MAX_TEST_ADDRESSES:
-        raise HTTPException(422, f"Please give one to {MAX_TEST_ADDRESSES} addresses.")
-    try:
-        addresses = [parse_address(address) for address in raw]
-    except InvalidInput as exc:
-        raise HTTPException(422, exc.message) from None
+        raise Invalid(f"Please give one to {MAX_TEST_ADDRESSES} addresses.", "addresses")
+    addresses = [parse_address(address) for address in raw]
     own = parse_address(_actor(request)).key
     if not _is_admin(request) and any(address.key != own for address in addresses):
-        raise HTTPException(403, "Editors may send a test only to their own address.")
+        raise Forbidden("Editors may send a test only to their own address.")
     return [address.ascii for address in addresses]
 
 
@@ -278,9 +266,9 @@ def admin_test(request: Request, form: FormData) -> Response:
         dispatch.send_test(issue_id, addresses, _actor(request))
     except PermanentMailError as exc:
         # The relay refuses this address or message: the editor's input, not an outage.
-        raise HTTPException(422, f"The mail server refused the test mail: {exc}") from None
+        raise Invalid(f"The mail server refused the test mail: {exc}", "addresses") from None
     except Exception as exc:  # a mail server problem must reach the editor as a message
-        raise HTTPException(503, f"The test mail could not be sent: {exc}") from None
+        raise Unavailable(f"The test mail could not be sent: {exc}") from None
     return _back(issue_id, "test-sent")
 
 
@@ -288,11 +276,8 @@ def admin_test(request: Request, form: FormData) -> Response:
 @form_endpoint()
 def admin_schedule(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
-    try:
-        when = compose.parse_send_time(form_text(form, "scheduled_at"))
-        compose.schedule(issue_id, when, _actor(request))
-    except compose.ComposeError as exc:
-        raise HTTPException(422, str(exc)) from None
+    when = compose.parse_send_time(form_text(form, "scheduled_at"))
+    compose.schedule(issue_id, when, _actor(request))
     return _back(issue_id, "scheduled" if when else None)
 
 
@@ -302,21 +287,16 @@ def admin_control(request: Request, form: FormData) -> Response:
     issue_id = request.path_params["id"]
     action = request.path_params["action"]
     actor = _actor(request)
-    try:
-        if action == "send":
-            dispatch.start(issue_id, actor)
-        elif action == "pause":
-            dispatch.pause(issue_id, actor, "paused by an administrator")
-        elif action == "resume":
-            dispatch.resume(issue_id, actor)
-        elif action == "cancel":
-            dispatch.cancel(issue_id, actor)
-        else:
-            raise HTTPException(404, "There is nothing at this address.")
-    except dispatch.DispatchError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except peers.PeerUnavailable as exc:
-        raise HTTPException(503, str(exc)) from None
+    if action == "send":
+        dispatch.start(issue_id, actor)
+    elif action == "pause":
+        dispatch.pause(issue_id, actor, "paused by an administrator")
+    elif action == "resume":
+        dispatch.resume(issue_id, actor)
+    elif action == "cancel":
+        dispatch.cancel(issue_id, actor)
+    else:
+        raise NotFound("There is nothing at this address.")
     return _back(issue_id)
 
 

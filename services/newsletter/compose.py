@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from services.newsletter import peers, store
 from services.newsletter.store import DRAFT, OVERDUE, SCHEDULED, SENT, Issue, issue_items, issues
 from shared.database import engine, read_connection, utcnow
+from shared.errors import Conflict, Invalid, NotFound
 from shared.i18n import LANGUAGES, translate
 
 #: States in which an issue can still be edited.
@@ -43,8 +44,9 @@ MONTHS_DE = (
 )
 
 
-class ComposeError(ValueError):
-    """The change is not possible; the message says why (English, translated on pages)."""
+class ComposeError(Invalid):
+    """A value of the issue is not acceptable; the message says why (English, translated
+    on pages)."""
 
 
 def default_subject(language: str, when: datetime) -> str:
@@ -103,9 +105,9 @@ def create_issue(
 def _editable(conn: sa.Connection, issue_id: int) -> Issue:
     issue = store.get_issue(conn, issue_id)
     if issue is None:
-        raise ComposeError("There is no such issue.")
+        raise NotFound("There is no such issue.")
     if issue.state not in EDITABLE:
-        raise ComposeError("This issue can no longer be changed.")
+        raise Conflict("This issue can no longer be changed.")
     return issue
 
 
@@ -170,7 +172,7 @@ def add_items_by_id(issue_id: int, content_ids: list[int], actor: str) -> int:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, issue_id)
     if issue is None:
-        raise ComposeError("There is no such issue.")
+        raise NotFound("There is no such issue.")
     wanted = set(content_ids)
     available = peers.published_items(issue.language)
     return add_items(issue_id, [item for item in available if item["id"] in wanted], actor)
@@ -191,7 +193,7 @@ def add_since(issue_id: int, actor: str, since: datetime | None = None) -> int:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, issue_id)
     if issue is None:
-        raise ComposeError("There is no such issue.")
+        raise NotFound("There is no such issue.")
     since = since or last_issue_start(issue.language, issue_id)
     found = peers.published_items(issue.language, since=since)
     network_only = [item for item in found if item.get("origin") == "network"]

@@ -43,6 +43,7 @@ from services.newsletter.store import (
 )
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
+from shared.errors import Conflict, NotFound
 from shared.i18n import translate
 from shared.mail import return_paths
 from shared.mail.message import ISSUE, SUMMARY, PreparedMessage, Unsubscribe
@@ -89,7 +90,7 @@ AUDIENCE_INSERT_CHUNK = 1000
 OUTBOX = Outbox(outbox, "newsletter")
 
 
-class DispatchError(Exception):
+class DispatchError(Conflict):
     """The issue cannot be sent (or paused, resumed, cancelled) now; the message says why."""
 
 
@@ -125,7 +126,7 @@ def _issue(issue_id: int) -> Issue:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, issue_id)
     if issue is None:
-        raise DispatchError("There is no such issue.")
+        raise NotFound("There is no such issue.")
     return issue
 
 

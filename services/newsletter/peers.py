@@ -13,13 +13,14 @@ from typing import Any
 import httpx
 
 from shared.config import get_settings
+from shared.errors import Unavailable
 from shared.service_auth import service_headers
 
 #: Seconds to wait for another service to answer (streams: between two chunks).
 PEER_TIMEOUT_SECONDS = 30
 
 
-class PeerUnavailable(Exception):
+class PeerUnavailable(Unavailable):
     """Another service did not answer as expected; the message says which and why."""
 
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -31,12 +30,12 @@ from services.subscribers.openapi import OPENAPI
 from services.subscribers.store import STATUSES, Context, Subscriber
 from shared.addresses import InvalidInput
 from shared.database import read_connection
+from shared.errors import Gone, Invalid, NotFound
 from shared.i18n import LANGUAGES, request_language
 from shared.service_auth import require_service
 from shared.web.app import create_service_app
 from shared.web.auth import login_required
 from shared.web.convertors import MAX_ROW_ID
-from shared.web.errors import error_response
 from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
 from shared.web.templates import render_page
 
@@ -58,6 +57,9 @@ def _context(request: Request, source: str | None = None) -> Context:
         consent_version=optin.CONSENT_TEXT_VERSION,
     )
 
+
+#: Why a personal link stopped working: the subscription behind it was erased or purged.
+SUBSCRIPTION_GONE = "This link is no longer valid: the subscription no longer exists."
 
 # --- sign-up -------------------------------------------------------------------------
 
@@ -81,14 +83,7 @@ def signup_submit(request: Request, form: FormData) -> Response:
             {"values": fields, "errors": {exc.field: exc.message}},
             status_code=422,
         )
-    try:
-        optin.check_client_allowance(client_ip(request))
-    except optin.SignupRefused:
-        raise HTTPException(
-            429,
-            "Too many sign-ups from your network. Please try again in an hour.",
-            headers={"Retry-After": "3600"},
-        ) from None
+    optin.check_client_allowance(client_ip(request))
     source = request.headers.get("referer") or str(request.url)
     optin.sign_up(checked, _context(request, source))
     return RedirectResponse("/subscribers/signup/sent", status_code=303)
@@ -98,37 +93,14 @@ async def signup_sent(request: Request) -> Response:
     return render_page(request, "subscribers/sent.html")
 
 
-def _json_error(
-    status: int,
-    message: str,
-    field: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """An error in the shape the OpenAPI document calls ``Error``."""
-    body: dict[str, object] = {"error": message, "status": status}
-    if field:
-        body["field"] = field
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 async def api_subscribe(request: Request) -> Response:
     data = await read_json(request)
     return await run_in_threadpool(_subscribe_from_api, request, data)
 
 
 def _subscribe_from_api(request: Request, data: dict[str, object]) -> Response:
-    try:
-        checked = optin.check_signup(data)
-    except InvalidInput as exc:
-        return _json_error(422, exc.message, exc.field)
-    try:
-        optin.check_client_allowance(client_ip(request))
-    except optin.SignupRefused:
-        return _json_error(
-            429,
-            "Too many sign-ups from this address. Try again in an hour.",
-            headers={"Retry-After": "3600"},
-        )
+    checked = optin.check_signup(data)
+    optin.check_client_allowance(client_ip(request))
     source = str(data.get("source") or request.headers.get("referer") or request.url)
     optin.sign_up(checked, _context(request, source))
     return JSONResponse(
@@ -147,16 +119,9 @@ async def openapi(request: Request) -> Response:
 # --- links from mails --------------------------------------------------------------
 
 
-def _link_error(request: Request, exc: optin.LinkInvalid) -> Response:
-    return error_response(request, 410 if exc.expired else 400, str(exc))
-
-
 def confirm_page(request: Request) -> Response:
     """The confirmation button: a mail scanner that follows the link must not confirm."""
-    try:
-        subscriber = optin.subscriber_for_confirmation(request.path_params["token"])
-    except optin.LinkInvalid as exc:
-        return _link_error(request, exc)
+    subscriber = optin.subscriber_for_confirmation(request.path_params["token"])
     return render_page(
         request, "subscribers/confirm.html", {"subscriber": subscriber, "done": False}
     )
@@ -164,20 +129,14 @@ def confirm_page(request: Request) -> Response:
 
 @form_endpoint()
 def confirm_submit(request: Request, form: FormData) -> Response:
-    try:
-        subscriber = optin.confirm(request.path_params["token"], _context(request))
-    except optin.LinkInvalid as exc:
-        return _link_error(request, exc)
+    subscriber = optin.confirm(request.path_params["token"], _context(request))
     return render_page(
         request, "subscribers/confirm.html", {"subscriber": subscriber, "done": True}
     )
 
 
 def _managed(request: Request) -> Subscriber | None:
-    try:
-        return optin.subscriber_for_manage_link(request.path_params["token"])
-    except optin.LinkInvalid as exc:
-        raise HTTPException(400, str(exc)) from None
+    return optin.subscriber_for_manage_link(request.path_params["token"])
 
 
 def unsubscribe(request: Request) -> Response:
@@ -197,7 +156,7 @@ def unsubscribe(request: Request) -> Response:
 def _subscription(request: Request) -> Subscriber:
     subscriber = _managed(request)
     if subscriber is None:
-        raise HTTPException(410, "This link is no longer valid: the subscription no longer exists.")
+        raise Gone(SUBSCRIPTION_GONE)
     return subscriber
 
 
@@ -242,7 +201,7 @@ def privacy_export(request: Request) -> Response:
     subscriber = _managed(request)
     data = privacy.export_data(subscriber.id) if subscriber else None
     if data is None:
-        raise HTTPException(410, "This link is no longer valid: the subscription no longer exists.")
+        raise Gone(SUBSCRIPTION_GONE)
     return JSONResponse(
         data, headers={"Content-Disposition": 'attachment; filename="kgi-infobrief-data.json"'}
     )
@@ -254,8 +213,8 @@ def privacy_erase(request: Request, form: FormData) -> Response:
     if subscriber is None:
         return render_page(request, "subscribers/erased.html")
     if form.get("confirm") != "yes":
-        raise HTTPException(
-            422, "Please tick the box to confirm that all your data should be deleted."
+        raise Invalid(
+            "Please tick the box to confirm that all your data should be deleted.", "confirm"
         )
     privacy.erase(subscriber)
     return render_page(request, "subscribers/erased.html")
@@ -283,7 +242,7 @@ def admin_list(request: Request) -> Response:
         counts = store.counts_by_status(conn)
     pages = max(1, -(-total // ADMIN_PAGE_SIZE))
     if page > pages:
-        raise HTTPException(404, "There is no such page.")
+        raise NotFound("There is no such page.")
     return render_page(
         request,
         "subscribers/admin/list.html",
@@ -305,7 +264,7 @@ def admin_detail(request: Request) -> Response:
     with read_connection("subscribers") as conn:
         subscriber = store.get(conn, request.path_params["id"])
         if subscriber is None:
-            raise HTTPException(404, "There is no such subscriber.")
+            raise NotFound("There is no such subscriber.")
         events = store.history(conn, subscriber.id)
         reports = feedback.history(conn, subscriber.id)
     return render_page(
@@ -366,7 +325,7 @@ async def internal_audience(request: Request) -> Response:
     require_service(request)
     language = request.query_params.get("language", "de")
     if language not in LANGUAGES:
-        return _json_error(422, "The language must be de or en.", "language")
+        raise Invalid("The language must be de or en.", "language")
 
     def chunks() -> Iterator[bytes]:
         # Many lines per chunk: each chunk crosses from the worker thread to the event loop.
@@ -393,10 +352,8 @@ async def internal_confirmed(request: Request) -> Response:
         # bool is an int to Python, but no id; ids beyond 64 bits cannot be in the table.
         or not all(type(i) is int and 0 < i <= MAX_ROW_ID for i in ids)
     ):
-        return _json_error(
-            422,
-            f"ids must be a list of at most {audience.MAX_CONFIRMED_IDS} subscriber ids.",
-            "ids",
+        raise Invalid(
+            f"ids must be a list of at most {audience.MAX_CONFIRMED_IDS} subscriber ids.", "ids"
         )
     return JSONResponse({"confirmed": await run_in_threadpool(audience.still_confirmed, ids)})
 

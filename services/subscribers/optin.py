@@ -22,6 +22,7 @@ from shared import ratelimit
 from shared.addresses import Address, clean_name, parse_address, parse_language
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
+from shared.errors import BadRequest, Gone, TooMany
 from shared.tokens import ExpiredToken, InvalidToken, make_token, read_token
 
 #: Version of the consent text shown beside the sign-up form. Change it whenever the
@@ -36,16 +37,20 @@ CONFIRM_PURPOSE = "confirm"
 MANAGE_PURPOSE = "manage"
 
 
-class SignupRefused(Exception):
-    """Too many sign-ups from one client; the form answers 429."""
+#: How long a client that signed up too often waits (the allowance is per hour).
+SIGNUP_RETRY_AFTER_SECONDS = 3600
 
 
-class LinkInvalid(Exception):
-    """A link from a mail was altered or belongs to no one (any more)."""
+class SignupRefused(TooMany):
+    """Too many sign-ups from one client."""
 
-    def __init__(self, message: str, expired: bool = False) -> None:
-        super().__init__(message)
-        self.expired = expired
+
+class LinkInvalid(BadRequest):
+    """A link from a mail was altered or belongs to no one."""
+
+
+class LinkExpired(Gone, LinkInvalid):
+    """A link from a mail that was valid once: expired, or its sign-up is gone."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,10 @@ def _dispatch(outbox_ids: list[int]) -> None:
 def check_client_allowance(ip: str) -> None:
     """Raise SignupRefused when this client has signed up too often this hour."""
     if not ratelimit.hit(f"signup-ip:{ip}", get_settings().signups_per_ip_per_hour, 3600):
-        raise SignupRefused(ip)
+        raise SignupRefused(
+            "Too many sign-ups from your network. Please try again in an hour.",
+            retry_after=SIGNUP_RETRY_AFTER_SECONDS,
+        )
 
 
 def _confirmation_due(subscriber: Subscriber | None) -> bool:
@@ -175,9 +183,8 @@ def _read_link(purpose: str, token: str, max_age: int | None = None) -> dict[str
     try:
         payload = read_token(purpose, token, max_age)
     except ExpiredToken:
-        raise LinkInvalid(
-            "This confirmation link has expired. Please sign up again to get a new one.",
-            expired=True,
+        raise LinkExpired(
+            "This confirmation link has expired. Please sign up again to get a new one."
         ) from None
     except InvalidToken:
         raise LinkInvalid(
@@ -196,13 +203,13 @@ def subscriber_for_confirmation(token: str) -> Subscriber:
     with read_connection("subscribers") as conn:
         subscriber = store.get(conn, payload["id"])
     if subscriber is None:
-        raise LinkInvalid("This link is no longer valid. Please sign up again.", expired=True)
+        raise LinkExpired("This link is no longer valid. Please sign up again.")
     if subscriber.status == CONFIRMED:
         return subscriber
     if subscriber.confirm_nonce is None or not secrets.compare_digest(
         subscriber.confirm_nonce, str(payload.get("n", ""))
     ):
-        raise LinkInvalid("This link is no longer valid. Please sign up again.", expired=True)
+        raise LinkExpired("This link is no longer valid. Please sign up again.")
     return subscriber
 
 

@@ -14,15 +14,15 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.subscribers import feedback
 from shared.config import get_settings
+from shared.errors import NotFound, TooLarge, Unavailable
 from shared.mail.reports import DeliveryReport
 from shared.mail.return_paths import issue_of_message_id, read_return_address
-from shared.mail.webhooks import WebhookRefused, read_mailgun, read_sendgrid
+from shared.mail.webhooks import read_mailgun, read_sendgrid
 
 #: Largest webhook body taken: SendGrid batches up to a few thousand events.
 WEBHOOK_BODY_LIMIT = 4 * 1024 * 1024
@@ -34,21 +34,18 @@ RETRY_AFTER_SECONDS = 60
 async def _body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > WEBHOOK_BODY_LIMIT:
-        raise HTTPException(413, "The request is too large.")
+        raise TooLarge("The request is too large.")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > WEBHOOK_BODY_LIMIT:
-            raise HTTPException(413, "The request is too large.")
+            raise TooLarge("The request is too large.")
     return body
 
 
 def _apply(source: str, body: bytes, read: Callable[[], list[DeliveryReport]]) -> Response:
     """Verify and read the body, record every report; runs in the threadpool."""
-    try:
-        reports = read()
-    except WebhookRefused as exc:
-        raise HTTPException(403, f"Refused: {exc}") from None
+    reports = read()  # WebhookRefused (Forbidden) when the signature does not hold
     try:
         for index, report in enumerate(reports):
             # A relay that kept our VERP sender names it; else the address and the
@@ -62,17 +59,16 @@ def _apply(source: str, body: bytes, read: Callable[[], list[DeliveryReport]]) -
             )
     except SQLAlchemyError:
         # The relay repeats the whole request later; what was recorded counts once.
-        raise HTTPException(
-            503,
+        raise Unavailable(
             "The reports cannot be recorded right now; please repeat the request.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            retry_after=RETRY_AFTER_SECONDS,
         ) from None
     return JSONResponse({"recorded": len(reports)})
 
 
 def _configured(key: str | None, relay: str) -> str:
     if not key:
-        raise HTTPException(404, f"The {relay} webhook is not configured.")
+        raise NotFound(f"The {relay} webhook is not configured.")
     return key
 
 

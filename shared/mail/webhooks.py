@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
+from shared.errors import Forbidden
 from shared.mail.reports import (
     DeliveryReport,
     ReportKind,
@@ -85,7 +86,7 @@ _DROPPED_REASONS: dict[str, ReportKind] = {
 }
 
 
-class WebhookRefused(ValueError):
+class WebhookRefused(Forbidden, ValueError):
     """A webhook request that is not accepted: bad signature, replay, or malformed body."""
 
 

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from shared.accounts.store import ROLES
+from shared.errors import Forbidden
 from shared.web.sessions import current_user
 
 #: An endpoint as Starlette accepts it: ``async def`` for work that awaits, or a plain
@@ -35,7 +35,7 @@ def login_required(
                 )
                 return RedirectResponse(f"/login?next={target}", status_code=303)
             if ROLES.index(user["role"]) < ROLES.index(role):
-                raise HTTPException(403, "Only an administrator may do this.")
+                raise Forbidden("Only an administrator may do this.")
             if inspect.iscoroutinefunction(endpoint):
                 return await endpoint(request)
             # A plain function blocks: keep it off the event loop, as Starlette would.

@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from shared.errors import Forbidden
 from shared.tokens import secrets_equal
 from shared.web.sessions import session_of
 
@@ -37,8 +37,7 @@ def verify_csrf(request: Request, form: FormData) -> None:
     given = form.get(CSRF_FIELD, "")
     # An uploaded file in the token field is no token either.
     if not expected or not isinstance(given, str) or not secrets_equal(given, expected):
-        raise HTTPException(
-            403,
+        raise Forbidden(
             "This form has expired or was sent from another site. "
             "Please reload the page and try again.",
         )

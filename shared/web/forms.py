@@ -11,10 +11,10 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedType
 from shared.web.convertors import MAX_ROW_ID
 from shared.web.csrf import verify_csrf
 
@@ -34,18 +34,18 @@ FormHandler = Callable[[Request, FormData], Response]
 def _check_size(request: Request, limit: int) -> None:
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
-        raise HTTPException(413, "The request is too large.")
+        raise TooLarge("The request is too large.")
 
 
 async def read_form(request: Request, limit: int = SMALL_BODY_LIMIT) -> FormData:
     """The form fields; 415 for other content types, 413 when too large."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in FORM_TYPES:
-        raise HTTPException(415, "Send this form as application/x-www-form-urlencoded.")
+        raise UnsupportedType("Send this form as application/x-www-form-urlencoded.")
     _check_size(request, limit)
     body = await request.body()
     if len(body) > limit:
-        raise HTTPException(413, "The request is too large.")
+        raise TooLarge("The request is too large.")
     return await request.form(max_part_size=limit)
 
 
@@ -66,23 +66,23 @@ async def read_json(request: Request, limit: int = SMALL_BODY_LIMIT) -> dict[str
     """A JSON object from the body; 415, 413 or 400 with a clear message otherwise."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise HTTPException(415, "Send JSON with Content-Type: application/json.")
+        raise UnsupportedType("Send JSON with Content-Type: application/json.")
     _check_size(request, limit)
     body = await request.body()
     if len(body) > limit:
-        raise HTTPException(413, "The request is too large.")
+        raise TooLarge("The request is too large.")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         # ValueError also covers numbers of more than 4,300 digits.
-        raise HTTPException(400, "The body is not valid JSON.") from None
+        raise BadRequest("The body is not valid JSON.") from None
     except RecursionError:
         # Thousands of nested brackets exhaust the parser's stack; no real client nests so.
-        raise HTTPException(400, "The JSON in the body is nested too deeply.") from None
+        raise BadRequest("The JSON in the body is nested too deeply.") from None
     if not isinstance(data, dict):
-        raise HTTPException(400, "The body must be a JSON object.")
+        raise BadRequest("The body must be a JSON object.")
     if not _is_encodable(data):
-        raise HTTPException(400, "The body contains text that is not valid Unicode.")
+        raise BadRequest("The body contains text that is not valid Unicode.")
     return data
 
 
@@ -131,7 +131,7 @@ def parse_row_id(raw: object, what: str = "item") -> int:
     """
     number = _number_up_to(raw.strip(), MAX_ROW_ID) if isinstance(raw, str) else None
     if number is None:
-        raise HTTPException(422, f"There is no such {what}.")
+        raise Invalid(f"There is no such {what}.")
     return number
 
 
@@ -139,7 +139,7 @@ def page_number(request: Request) -> int:
     """``?page=`` as a number from 1 (the default) to MAX_PAGE; 404 for anything else."""
     number = _number_up_to(request.query_params.get("page", "").strip() or "1", MAX_PAGE)
     if number is None:
-        raise HTTPException(404, "There is no such page.")
+        raise NotFound("There is no such page.")
     return number
 
 
