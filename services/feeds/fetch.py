@@ -12,20 +12,17 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
-import redis
 
 from services.feeds.sanitize import writable
 from shared.config import get_settings
 from shared.database import utcnow
-from shared.redis_client import get_redis
+from shared.ratelimit import concurrency_slot
 
 #: Seconds to wait for a connection, and for each read from it.
 CONNECT_TIMEOUT_SECONDS = 10
@@ -145,38 +142,18 @@ def check_host(host: str, port: int) -> None:
             )
 
 
-_local_slots: dict[str, threading.BoundedSemaphore] = {}
-_local_lock = threading.Lock()
-
-
 @contextlib.contextmanager
 def host_slot(host: str) -> Iterator[None]:
-    """Hold one of the host's concurrency slots (shared via Redis; per process without it)."""
-    key = f"kgi:fetch:host:{host}"
-    try:
-        client = get_redis()
-        deadline = time.monotonic() + HOST_SLOT_WAIT_SECONDS
-        while True:
-            count = client.incr(key)
-            # Safety net: a worker killed while holding a slot must not block the host forever.
-            client.expire(key, int(CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS * 2) + 1)
-            if count <= PER_HOST_CONCURRENCY or time.monotonic() > deadline:
-                break
-            client.decr(key)
-            time.sleep(0.1)
-    except (redis.ConnectionError, redis.TimeoutError):
-        with _local_lock:
-            semaphore = _local_slots.setdefault(
-                host, threading.BoundedSemaphore(PER_HOST_CONCURRENCY)
-            )
-        with semaphore:
-            yield
-        return
-    try:
+    """Hold one of the host's PER_HOST_CONCURRENCY slots, across workers (see
+    :func:`shared.ratelimit.concurrency_slot`); a worker killed while holding one frees
+    it after the longest a fetch can take."""
+    with concurrency_slot(
+        f"fetch-host:{host}",
+        PER_HOST_CONCURRENCY,
+        ttl_seconds=CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS * 2 + 1,
+        wait_seconds=HOST_SLOT_WAIT_SECONDS,
+    ):
         yield
-    finally:
-        with contextlib.suppress(redis.RedisError):
-            client.decr(key)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -58,6 +58,7 @@ from shared.mail.outbox import (
     new_owner,
 )
 from shared.mail.transport import PermanentMailError, SMTPTransport, TemporaryMailError
+from shared.ratelimit import SendingRate
 from shared.redis_client import get_redis
 from shared.web.templates import render_text
 
@@ -241,39 +242,6 @@ def claim_batch(issue_id: int, sender: str, now: datetime) -> list[sa.Row]:
     return OUTBOX.claim(sender, outbox.c.issue_id == issue_id, BATCH_SIZE, lease_seconds(), now)
 
 
-class RateLimiter:
-    """Messages per second and per hour across all workers, counted in Redis."""
-
-    def __init__(self) -> None:
-        settings = get_settings()
-        self.per_second = settings.newsletter_rate_per_second
-        self.per_hour = settings.newsletter_rate_per_hour
-
-    def wait(self) -> None:
-        if not (self.per_second or self.per_hour):
-            return
-        while True:
-            now = time.time()
-            second, hour = int(now), int(now // 3600)
-            try:
-                pipe = get_redis().pipeline(transaction=False)
-                pipe.incr(f"kgi:newsletter:rate:s:{second}")
-                pipe.expire(f"kgi:newsletter:rate:s:{second}", 5)
-                pipe.incr(f"kgi:newsletter:rate:h:{hour}")
-                pipe.expire(f"kgi:newsletter:rate:h:{hour}", 7200)
-                in_second, _, in_hour, _ = pipe.execute()
-            except (redis.ConnectionError, redis.TimeoutError):
-                time.sleep(1 / max(self.per_second, 1))  # no counter: stay slow on our own
-                return
-            if self.per_hour and in_hour > self.per_hour:
-                time.sleep(min(60.0, 3600 - now % 3600))
-                continue
-            if self.per_second and in_second > self.per_second:
-                time.sleep(1 - now % 1)
-                continue
-            return
-
-
 class Sender:
     """One sender: one SMTP connection working through an issue's outbox."""
 
@@ -281,7 +249,14 @@ class Sender:
         self.issue_id = issue_id
         self.id = new_owner()
         self.transport = SMTPTransport(get_settings().effective_smtp_url)
-        self.limiter = RateLimiter()
+        settings = get_settings()
+        # One pace for all senders of all workers; each keeps its share without Redis.
+        self.limiter = SendingRate(
+            "newsletter",
+            settings.newsletter_rate_per_second,
+            settings.newsletter_rate_per_hour,
+            share=settings.newsletter_senders,
+        )
         self.consecutive_failures = 0
         # Its own connection for the per-message commit: no pool checkout per message.
         self.connection = engine("newsletter").connect()
