@@ -7,9 +7,7 @@ lives once.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy.engine import Engine
-
-from shared.config import get_settings
+from sqlalchemy.engine import Connection, Engine
 
 
 def run_migrations(owner: str) -> None:
@@ -19,11 +17,39 @@ def run_migrations(owner: str) -> None:
         from shared.database import engine as engine_for
 
         engine = engine_for(owner)
+    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            # SQLite cannot ALTER most things in place; batch mode copies the table.
-            render_as_batch=get_settings().database_url(owner).startswith("sqlite"),
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+        if sqlite:
+            _foreign_keys(connection, on=False)
+        try:
+            context.configure(
+                connection=connection,
+                # SQLite cannot ALTER most things in place; batch mode copies the table.
+                render_as_batch=sqlite,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                # The check began a transaction; inside one SQLite ignores the pragma.
+                connection.commit()
+                if broken:
+                    raise RuntimeError(f"{owner}: a migration broke foreign keys: {broken}")
+        finally:
+            if sqlite:
+                if connection.in_transaction():  # a migration failed midway
+                    connection.rollback()
+                _foreign_keys(connection, on=True)
+
+
+def _foreign_keys(connection: Connection, on: bool) -> None:
+    """Switch SQLite's foreign key enforcement for this connection.
+
+    Batch mode rebuilds a table by copying it, dropping the original and renaming the
+    copy; with enforcement on, that drop fires ON DELETE CASCADE and deletes the child
+    rows (the consent log, with a rebuilt subscribers table). SQLite ignores the pragma
+    inside a transaction, so it is sent on the driver's connection, outside one.
+    """
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
