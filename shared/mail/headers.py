@@ -15,27 +15,46 @@ body part.
 The encoding is our own rather than the policy's folder: Python 3.11.7's folder emits a
 decoded CR LF from a display name (CVE-2024-6923), and ``email.header.Header.encode``
 folds with a bare LF by default.
+
+The checks (refused characters, the parse back, the strict reader of address lines)
+are in :mod:`shared.mail.header_verification`; this module builds the lines.
 """
 
 from __future__ import annotations
 
-import base64
 import email.errors
 import email.policy
 import logging
 import re
-from collections.abc import Callable
 from email import base64mime, quoprimime
 from email.header import Header
-from email.headerregistry import Address, BaseHeader
-from email.message import EmailMessage
-from email.parser import BytesParser
+from email.headerregistry import Address
 from functools import lru_cache
 
-logger = logging.getLogger(__name__)
+from shared.mail.header_verification import (
+    _ADDR_SPEC,
+    MAX_LINE_OCTETS,
+    REFUSED_CHARACTERS,
+    UnsafeHeader,
+    _check_text,
+    _read_mailbox,
+    _verify,
+    _verify_structure,
+)
 
-#: RFC 5322 2.1.1: a line must not be longer than 998 octets, CRLF not counted.
-MAX_LINE_OCTETS = 998
+__all__ = [
+    "ADDRESS_HEADERS",
+    "FOLD_AT",
+    "MAX_LINE_OCTETS",
+    "REFUSED_CHARACTERS",
+    "HeaderValue",
+    "UnsafeHeader",
+    "header_line",
+    "parse_mailbox",
+    "recipient_line",
+]
+
+logger = logging.getLogger(__name__)
 
 #: RFC 5322 2.1.1: lines should be at most 78 characters, CRLF not counted.
 FOLD_AT = 78
@@ -71,44 +90,11 @@ _FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 #: RFC 5322 atext: a word that can stand in a display name without quotes or encoding.
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 
-#: A dot-atom local part at an ASCII (IDNA-encoded) domain: what email-validator returns.
-_ADDR_SPEC = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-)
-
 #: List-Id (RFC 2919): an optional phrase and the list's identifier in angle brackets.
 _LIST_ID = re.compile(r"(?:(.*\S) )?(<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+>)", re.S)
 
-#: One token of a display name as _phrase_tokens writes it: an encoded word, a quoted
-#: string of printable ASCII, or an atom.
-_PHRASE_TOKEN = re.compile(
-    r"(=\?[A-Za-z0-9-]+\?[BbQq]\?[\x21-\x3e\x40-\x7e]*\?=)(?= |\Z)"
-    r'|("(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*")'
-    r"|([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)"
-)
-
-#: Characters refused in any header value: the controls (Unicode category Cc) except
-#: TAB, lone surrogates (Cs), and the line and paragraph separators (Zl, Zp), which
-#: ``str.splitlines`` and some mail programs take for line breaks even when decoded.
-#: These categories are fixed sets, so one character class covers them exactly.
-REFUSED_CHARACTERS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-
 #: Printable ASCII and TAB, not beginning or ending with white space.
 _PLAIN_TEXT = re.compile(r"[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?")
-
-#: A header line folded as RFC 5322 2.2.3 allows: a first line and continuation lines
-#: that start with white space and hold something else too, all 7-bit, CRLF only.
-_FOLDED_LINE = re.compile(
-    r"[\t\x20-\x7e]+(?:\r\n[\t ][\t\x20-\x7e]*[\x21-\x7e][\t\x20-\x7e]*)*\r\n"
-)
-
-#: The independent check: the standard library's parser with its modern policy.
-_PARSER = BytesParser(policy=email.policy.default)
-
-
-class UnsafeHeader(ValueError):
-    """A header cannot be written so that it parses back to exactly what was meant."""
 
 
 HeaderValue = str | Address
@@ -179,9 +165,6 @@ def parse_mailbox(raw: str) -> Address:
     # Only single spaces between words survive encoding (see _single_spaced); they are
     # all the white space a name needs, so a configured name is taken that way.
     return Address(" ".join(address.display_name.split()), address.username, address.domain)
-
-
-# --- building ------------------------------------------------------------------------
 
 
 def _verbatim_line(name: str, value: str, pattern: re.Pattern[str]) -> str:
@@ -316,93 +299,3 @@ def _fold(name: str, tokens: list[str]) -> str | None:
     if any(len(part) > MAX_LINE_OCTETS for part in lines):
         return None
     return "\r\n".join(lines) + "\r\n"
-
-
-# --- checking ------------------------------------------------------------------------
-
-
-def _check_text(name: str, value: str) -> None:
-    # Refused before encoding: an encoded CR LF would be decoded back by the reader.
-    refused = REFUSED_CHARACTERS.search(value)
-    if refused:
-        raise UnsafeHeader(f"{name}: contains the control character U+{ord(refused[0]):04X}")
-
-
-def _verify(name: str, line: str, same_value: Callable[[BaseHeader], bool]) -> None:
-    """Raise UnsafeHeader unless ``line`` is one clean ``name`` header with the value meant,
-    as the standard library's header object reads it."""
-    header = _verify_structure(name, line)[name]
-    if header.defects or not same_value(header):
-        raise UnsafeHeader(f"{name}: parses back to a different value")
-
-
-def _verify_structure(name: str, line: str) -> EmailMessage:
-    """Raise UnsafeHeader unless ``line`` is exactly one ``name`` header of clean lines."""
-    if not _FOLDED_LINE.fullmatch(line):
-        # 7-bit, no bare CR or LF, no control characters, every continuation line
-        # starting with white space and holding more than white space.
-        raise UnsafeHeader(f"{name}: not a clean folded header line")
-    if len(line) > MAX_LINE_OCTETS and any(
-        len(part) > MAX_LINE_OCTETS for part in line.split("\r\n")
-    ):
-        raise UnsafeHeader(f"{name}: line longer than {MAX_LINE_OCTETS} octets")
-    message = _PARSER.parsebytes(line.encode("ascii") + b"\r\n", headersonly=True)
-    if message.defects or message.keys() != [name] or message.get_payload():
-        raise UnsafeHeader(f"{name}: does not parse back as exactly one header")
-    return message
-
-
-def _read_mailbox(value: str) -> tuple[str, str] | None:
-    """(display name, addr-spec) of an unfolded address value, read strictly by RFC 5322
-    and RFC 2047; None for anything beyond the atoms, quoted strings and lone encoded
-    words :func:`_phrase_tokens` writes."""
-    if not value.startswith(" "):
-        return None
-    value = value[1:]
-    if not value.endswith(">"):
-        return ("", value) if _ADDR_SPEC.fullmatch(value) and "=?" not in value else None
-    phrase, separator, addr_spec = value[:-1].rpartition(" <")
-    if not separator or not _ADDR_SPEC.fullmatch(addr_spec) or "=?" in addr_spec:
-        return None
-    words: list[str] = []
-    position, previous_encoded = 0, False
-    while True:
-        token = _PHRASE_TOKEN.match(phrase, position)
-        if token is None:
-            return None
-        encoded, quoted, atom = token.groups()
-        if encoded is not None:
-            if previous_encoded:  # readers disagree about the space between the two
-                return None
-            word = _decode_word(encoded)
-            if word is None:
-                return None
-        elif quoted is not None:
-            word = re.sub(r"\\(.)", r"\1", quoted[1:-1])
-            if "=?" in word:  # some readers decode encoded words even inside quotes
-                return None
-        elif "=?" in atom or "?=" in atom:
-            return None
-        else:
-            word = atom
-        words.append(word)
-        previous_encoded = encoded is not None
-        position = token.end()
-        if position == len(phrase):
-            return " ".join(words), addr_spec
-        if phrase[position] != " ":
-            return None
-        position += 1
-
-
-def _decode_word(encoded: str) -> str | None:
-    """The text of one ``=?utf-8?b|q?...?=`` word, or None when it is not well formed."""
-    _, charset, encoding, text, _ = encoded.split("?")
-    try:
-        if encoding in "bB":
-            data = base64.b64decode(text, validate=True)
-        else:
-            data = quoprimime.header_decode(text).encode("latin-1")
-        return data.decode("utf-8") if charset.lower() == "utf-8" else None
-    except (ValueError, UnicodeError):
-        return None

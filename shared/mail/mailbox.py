@@ -12,33 +12,52 @@ returned normally. Delivery is at least once: a crash between the handler and th
 removal means the same message is handed over again on the next poll, so the handler
 must be idempotent (recording the same bounce twice must do no harm).
 
-The standard library's :mod:`imaplib` is enough here: the poller needs a handful of
-commands (LOGIN, SELECT, UID SEARCH/FETCH/STORE/MOVE, EXPUNGE) and parses only the
-literal of ``BODY[]``; a third-party client would add a dependency for no gain.
+The mailbox's URL is parsed by :mod:`shared.mail.mailbox_endpoint`, the IMAP session
+and its commands are in :mod:`shared.mail.imap_session`; this module holds the poll.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import imaplib
 import logging
-import math
-import re
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
-from urllib.parse import parse_qsl, unquote, urlsplit
+
+from shared.mail.imap_session import (
+    MailboxUnavailable,
+    _capabilities,
+    _fetch,
+    _mailbox_name,
+    _open,
+    _search,
+    _store,
+    _text,
+)
+from shared.mail.mailbox_endpoint import (
+    DEFAULT_FOLDER,
+    IMAP_TIMEOUT_SECONDS,
+    URL_PARAMETERS,
+    MailboxEndpoint,
+)
+
+__all__ = [
+    "DEFAULT_FOLDER",
+    "DEFAULT_POLL_LIMIT",
+    "IMAP_TIMEOUT_SECONDS",
+    "RECIPIENT_HEADERS",
+    "URL_PARAMETERS",
+    "MailboxEndpoint",
+    "MailboxUnavailable",
+    "MessageHandler",
+    "PollResult",
+    "delivered_recipient",
+    "poll_mailbox",
+]
 
 logger = logging.getLogger("kgi.mail.mailbox")
-
-#: Seconds to wait for the IMAP server to connect or answer one command.
-IMAP_TIMEOUT_SECONDS = 30
-
-#: The folder polled when the URL names none (every IMAP server has an INBOX).
-DEFAULT_FOLDER = "INBOX"
 
 #: Messages handled per poll at most; the rest wait for the next poll, so one poll of a
 #: flooded mailbox cannot run for hours.
@@ -49,35 +68,9 @@ DEFAULT_POLL_LIMIT = 500
 #: before alias expansion), ``Envelope-To`` (Exim, many hosters).
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To")
 
-#: Query parameters a mailbox URL may carry.
-URL_PARAMETERS = frozenset({"starttls", "cafile", "timeout", "processed"})
-
-#: Spellings of yes and no accepted for ``starttls=``.
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-#: Hint for URLs that a special character in the credentials broke apart.
-_ENCODE_HINT = (
-    "percent-encode special characters in the user name and password "
-    "(@ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25)"
-)
-
-#: Passwords at least this long are blanked out of error messages (see _text).
-_SCRUB_MIN_LENGTH = 4
-
-#: A control character in a folder name would end the IMAP command line early.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
 #: Handles one message: its raw bytes and the address it was delivered to (None when no
 #: header says). Must be idempotent: see the module docstring.
 MessageHandler = Callable[[bytes, str | None], None]
-
-
-class MailboxUnavailable(Exception):
-    """The mailbox could not be reached, logged in to or opened; try again later.
-
-    The message names host, port, user and folder, never the password.
-    """
 
 
 @dataclass(frozen=True)
@@ -93,138 +86,6 @@ class PollResult:
     handled: int = 0
     failed: int = 0
     left: int = 0
-
-
-@dataclass(frozen=True)
-class MailboxEndpoint:
-    """Where and how to read, parsed from ``imaps://user:pass@host/FOLDER?options``.
-
-    ``imap://`` connects in plain text (port 143), upgraded with ``starttls=true``;
-    without it the password crosses the network unencrypted, which is fine on loopback
-    only. ``imaps://`` connects with implicit TLS (port 993). The path names the folder
-    as the server spells it (``INBOX`` when empty). Options: ``cafile=PATH`` (a CA
-    bundle to trust instead of the system's), ``timeout=SECONDS`` and
-    ``processed=FOLDER`` (move handled messages there instead of deleting them).
-    """
-
-    host: str
-    port: int
-    implicit_tls: bool
-    starttls: bool
-    username: str
-    # Kept out of repr() so that logging an endpoint cannot leak it.
-    password: str = field(repr=False)
-    folder: str = DEFAULT_FOLDER
-    #: Handled messages are moved here instead of being deleted; None: deleted.
-    processed_folder: str | None = None
-    timeout: float = IMAP_TIMEOUT_SECONDS
-    #: CA bundle to trust instead of the system's (a private server with its own CA).
-    cafile: str | None = None
-
-    @property
-    def label(self) -> str:
-        """Who, where and which folder, for messages and logs (no password)."""
-        scheme = "imaps" if self.implicit_tls else "imap"
-        return f"{self.username} on {scheme}://{self.host}:{self.port}/{self.folder}"
-
-    def tls_context(self) -> ssl.SSLContext:
-        """A verifying TLS context: the system's CAs, or only those of ``cafile``."""
-        return ssl.create_default_context(cafile=self.cafile)
-
-    @classmethod
-    def from_url(cls, url: str) -> MailboxEndpoint:
-        """Parse a mailbox URL; raises ValueError naming what is wrong.
-
-        The messages never repeat the password, nor any part of the URL where a
-        mistyped password could have ended up.
-        """
-        parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        if scheme not in ("imap", "imaps"):
-            raise ValueError("bounce mailbox URL must start with imap:// or imaps://")
-        # An unencoded / ? or # in the password moves the rest of the credentials, and
-        # with them the @ before the host, out of the network location part.
-        if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
-            raise ValueError(f"bounce mailbox URL has an '@' after the host: {_ENCODE_HINT}")
-        if parts.fragment:
-            raise ValueError(f"bounce mailbox URL must not have a '#' part: {_ENCODE_HINT}")
-        try:
-            port = parts.port
-        except ValueError:
-            # urllib's own message quotes the text, which may be a piece of the password.
-            raise ValueError(
-                f"bounce mailbox URL: the port is not a number from 1 to 65535; {_ENCODE_HINT}"
-            ) from None
-        if port == 0:
-            raise ValueError("bounce mailbox URL: the port must be a number from 1 to 65535")
-        if not parts.hostname:
-            raise ValueError("bounce mailbox URL names no host")
-        if not parts.username or parts.password is None:
-            raise ValueError(
-                "bounce mailbox URL needs a user name and password: "
-                "imaps://USER:PASSWORD@host/FOLDER"
-            )
-        query: dict[str, str] = {}
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key not in URL_PARAMETERS:
-                known = ", ".join(sorted(URL_PARAMETERS))
-                raise ValueError(f"bounce mailbox URL: unknown option {key!r} (known: {known})")
-            query[key] = value  # the last one wins, as for the SMTP URL
-        implicit_tls = scheme == "imaps"
-        starttls = _flag(query.get("starttls", "false"), "starttls")
-        if starttls and implicit_tls:
-            raise ValueError(
-                "bounce mailbox URL: starttls=true is for imap://; imaps:// is TLS already"
-            )
-        folder = _folder(unquote(parts.path).strip("/") or DEFAULT_FOLDER, "folder")
-        processed = query.get("processed")
-        if processed is not None:
-            processed = _folder(processed.strip("/"), "processed")
-            if processed.casefold() == folder.casefold():
-                raise ValueError("bounce mailbox URL: processed= must name another folder")
-        cafile = query.get("cafile")
-        if cafile is not None and not cafile:
-            raise ValueError("bounce mailbox URL: cafile= needs the path of a CA bundle")
-        return cls(
-            host=parts.hostname,
-            port=port or (993 if implicit_tls else 143),
-            implicit_tls=implicit_tls,
-            starttls=starttls,
-            username=unquote(parts.username),
-            password=unquote(parts.password),
-            folder=folder,
-            processed_folder=processed,
-            timeout=_timeout(query.get("timeout")),
-            cafile=cafile,
-        )
-
-
-def _flag(value: str, name: str) -> bool:
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise ValueError(f"bounce mailbox URL: {name}= must be true or false, not {value!r}")
-
-
-def _folder(name: str, what: str) -> str:
-    if not name:
-        raise ValueError(f"bounce mailbox URL: the {what} folder name is empty")
-    if _CONTROL.search(name):
-        raise ValueError(f"bounce mailbox URL: the {what} folder name has control characters")
-    return name
-
-
-def _timeout(value: str | None) -> float:
-    if value is None:
-        return IMAP_TIMEOUT_SECONDS
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"bounce mailbox URL: timeout= must be seconds above 0, not {value!r}")
-    return seconds
 
 
 def delivered_recipient(raw: bytes) -> str | None:
@@ -279,63 +140,6 @@ def poll_mailbox(
     finally:
         with contextlib.suppress(Exception):
             imap.logout()
-
-
-def _open(ep: MailboxEndpoint) -> imaplib.IMAP4:
-    """Connect, secure and log in; every failure is a MailboxUnavailable."""
-    try:
-        context = ep.tls_context()
-    except OSError as exc:
-        raise MailboxUnavailable(
-            f"cannot load the CA bundle {ep.cafile!r} for {ep.label}: {exc.strerror or exc}"
-        ) from exc
-    try:
-        if ep.implicit_tls:
-            imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                ep.host, ep.port, ssl_context=context, timeout=ep.timeout
-            )
-        else:
-            imap = imaplib.IMAP4(ep.host, ep.port, timeout=ep.timeout)
-    except (OSError, imaplib.IMAP4.error) as exc:
-        raise MailboxUnavailable(
-            f"cannot connect to {ep.label}: {_text(exc, ep)}{_tls_hint(exc)}"
-        ) from exc
-    try:
-        if ep.starttls:
-            imap.starttls(ssl_context=context)
-    except (OSError, imaplib.IMAP4.error) as exc:
-        _close(imap)
-        raise MailboxUnavailable(
-            f"STARTTLS with {ep.label} failed: {_text(exc, ep)}{_tls_hint(exc)}"
-        ) from exc
-    try:
-        _login(imap, ep)
-    except (imaplib.IMAP4.abort, OSError) as exc:
-        _close(imap)
-        raise MailboxUnavailable(
-            f"the connection to {ep.label} broke during login: {_text(exc, ep)}"
-        ) from None
-    except imaplib.IMAP4.error as exc:
-        _close(imap)
-        # No exception chained: the server's reply is in the message already, and the
-        # traceback of a login is the one place a password could surface.
-        raise MailboxUnavailable(f"login refused for {ep.label}: {_text(exc, ep)}") from None
-    return imap
-
-
-def _login(imap: imaplib.IMAP4, ep: MailboxEndpoint) -> None:
-    if ep.username.isascii() and ep.password.isascii():
-        # LOGIN is the one command every server has.
-        imap.login(ep.username, ep.password)
-        return
-    # LOGIN carries ASCII only (imaplib refuses anything else); SASL PLAIN is UTF-8
-    # (RFC 4616) and offered by practically every server.
-    if "AUTH=PLAIN" not in imap.capabilities:
-        raise imaplib.IMAP4.error(
-            "the server offers no AUTH=PLAIN, needed for a non-ASCII user name or password"
-        )
-    credentials = f"\0{ep.username}\0{ep.password}".encode()
-    imap.authenticate("PLAIN", lambda _challenge: credentials)
 
 
 def _drain(
@@ -397,37 +201,6 @@ def _drain(
     return result
 
 
-def _capabilities(imap: imaplib.IMAP4) -> frozenset[str]:
-    # Asked again after login: servers announce MOVE and UIDPLUS to logged-in clients
-    # only, and imaplib keeps the list from before the login.
-    typ, data = imap.capability()
-    words = b" ".join(item for item in data if isinstance(item, bytes)) if typ == "OK" else b""
-    return frozenset(words.decode("ascii", "replace").upper().split())
-
-
-def _search(imap: imaplib.IMAP4, *criteria: str) -> list[int]:
-    typ, data = imap.uid("SEARCH", *criteria)
-    if typ != "OK":
-        raise imaplib.IMAP4.error(f"UID SEARCH failed: {data!r}")
-    return sorted(int(word) for item in data if item for word in item.split())
-
-
-def _fetch(imap: imaplib.IMAP4, uid: int) -> bytes | None:
-    # BODY.PEEK, unlike BODY, does not set \Seen: a failed message stays unread.
-    typ, data = imap.uid("FETCH", str(uid), "(BODY.PEEK[])")
-    if typ != "OK":
-        raise imaplib.IMAP4.error(f"UID FETCH {uid} failed: {data!r}")
-    for item in data:
-        if isinstance(item, tuple) and b"BODY[]" in item[0].upper():
-            return item[1]
-    return None
-
-
-def _store(imap: imaplib.IMAP4, uid: int, how: str, flags: str) -> bool:
-    typ, _ = imap.uid("STORE", str(uid), how, flags)
-    return typ == "OK"
-
-
 def _remove(
     imap: imaplib.IMAP4, uid: int, ep: MailboxEndpoint, capabilities: frozenset[str]
 ) -> str | None:
@@ -449,52 +222,3 @@ def _remove(
     if command == "COPY" and not _store(imap, uid, "+FLAGS.SILENT", r"(\Deleted)"):
         return "STORE \\Deleted after COPY refused"
     return None
-
-
-def _mailbox_name(name: str) -> str:
-    """``name`` as an IMAP quoted string, non-ASCII in modified UTF-7 (RFC 3501 5.1.3)."""
-    encoded: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            utf16 = "".join(pending).encode("utf-16-be")
-            encoded.append("&" + base64.b64encode(utf16).decode().rstrip("=").replace("/", ","))
-            encoded.append("-")
-            pending.clear()
-
-    for char in name:
-        if " " <= char <= "~":
-            flush()
-            encoded.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    text = "".join(encoded).replace("\\", "\\\\").replace('"', '\\"')
-    # imaplib sends arguments as they are: without quotes a space would split the name.
-    return f'"{text}"'
-
-
-def _text(what: object, ep: MailboxEndpoint) -> str:
-    """Readable text of an exception or a server reply, with the password blanked out."""
-    if isinstance(what, BaseException):
-        what = what.args[0] if len(what.args) == 1 else str(what)
-    if isinstance(what, list):
-        what = b" ".join(item for item in what if isinstance(item, bytes))
-    text = what.decode("utf-8", "replace") if isinstance(what, bytes) else str(what)
-    # A server echoing the command, or an error quoting a URL, must not spread it. A
-    # shorter password would only garble the text: such a string turns up by chance.
-    if len(ep.password) >= _SCRUB_MIN_LENGTH:
-        text = text.replace(ep.password, "***")
-    return text
-
-
-def _tls_hint(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return " (the server's certificate is not trusted; cafile= names a CA bundle)"
-    return ""
-
-
-def _close(imap: imaplib.IMAP4) -> None:
-    with contextlib.suppress(Exception):
-        imap.shutdown()
