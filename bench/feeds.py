@@ -207,10 +207,12 @@ def main() -> int:
         reader.start()
         import sqlalchemy as sa
 
-        from services.feeds.actors import fetch_due_sources
+        from shared.broker import setup_broker
+        from shared.tasks import enqueue
 
+        setup_broker()
         started = time.perf_counter()
-        fetch_due_sources.send()
+        enqueue("fetch_due_sources")
         deadline = started + 60
         while time.perf_counter() < deadline:
             with engine("feeds").connect() as conn:

@@ -111,7 +111,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sys.executable,
         "-m",
         "dramatiq",
-        "shared.broker:broker",
+        # ``module:callable``: each worker process calls it and then uses get_broker(),
+        # which setup_broker() has just set (with every actor declared on it).
+        "shared.broker:setup_broker",
         *ACTOR_MODULES,
         "--processes",
         str(args.processes),
@@ -312,10 +314,12 @@ def cmd_issues(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from services.newsletter import compose, dispatch
+    from shared.broker import setup_broker
     from shared.database import migrate
     from shared.errors import KgiError
 
     migrate("newsletter")
+    setup_broker()  # send and resume wake the senders (Dramatiq messages)
     actor = "command line"
     try:
         if args.action == "create":

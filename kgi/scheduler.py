@@ -6,6 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 
+# The scheduler is an entry point, so it may know the actors themselves (typed, checked at
+# import) rather than send by name; run() sets up the broker they are bound to.
+from services.feeds.actors import fetch_due_sources
+from services.newsletter.actors import supervise_dispatch
+from services.subscribers.actors import purge_expired_signups, sweep_outbox
+from shared.broker import setup_broker
 from shared.redis_client import get_redis
 
 logger = logging.getLogger("kgi.scheduler")
@@ -15,11 +21,7 @@ TICK_SECONDS = 60
 
 
 def tick() -> None:
-    """Enqueue every periodic job once."""
-    from services.feeds.actors import fetch_due_sources
-    from services.newsletter.actors import supervise_dispatch
-    from services.subscribers.actors import purge_expired_signups, sweep_outbox
-
+    """Enqueue every periodic job once (the broker must be set up: see run)."""
     sweep_outbox.send()
     purge_expired_signups.send()
     fetch_due_sources.send()
@@ -27,7 +29,8 @@ def tick() -> None:
 
 
 def run(stop: threading.Event | None = None, tick_seconds: float = TICK_SECONDS) -> None:
-    """Tick until ``stop`` is set (or forever)."""
+    """Set up the broker, then tick until ``stop`` is set (or forever)."""
+    setup_broker()
     stop = stop or threading.Event()
     while not stop.is_set():
         try:

@@ -8,6 +8,7 @@ from kgi import devmail, portal
 from services.feeds import app as feeds
 from services.newsletter import app as newsletter
 from services.subscribers import app as subscribers
+from shared.broker import setup_broker
 
 #: Where each service lives under the common origin.
 SERVICE_PREFIXES = {"subscribers": "/subscribers", "feeds": "/news", "newsletter": "/newsletter"}
@@ -15,6 +16,7 @@ SERVICE_PREFIXES = {"subscribers": "/subscribers", "feeds": "/news", "newsletter
 
 def create_site(mail_catcher_page: bool = False) -> Router:
     """The combined site; with ``mail_catcher_page`` also ``/dev/mail``."""
+    setup_broker()  # pages send messages (sign-up mails, sending an issue, fetching now)
     routes = [
         Mount("/subscribers", app=subscribers.create_app()),
         Mount("/news", app=feeds.create_app()),
@@ -36,5 +38,6 @@ def create_service(name: str) -> Router:
     }
     if name not in factories:
         raise SystemExit(f"unknown service {name!r}; choose from {', '.join(sorted(factories))}")
+    setup_broker()
     prefix = SERVICE_PREFIXES.get(name, "")
     return Router(routes=[Mount(prefix, app=factories[name]())])

@@ -1,7 +1,8 @@
 """Real parts for every test: a redis-server, an SMTP server, the site on a loopback port.
 
 They start in ``pytest_configure``, before any project module is imported, because the
-settings (and so the broker) are read once per process from the environment.
+settings are read once per process from the environment; the broker is set up there too,
+right after, as every entry point of the platform sets it up when it starts.
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ def pytest_configure(config: pytest.Config) -> None:
             .strip(),
         }
     )
+    from shared.broker import setup_broker
     from shared.database import migrate_all
 
     migrate_all()
+    setup_broker()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -164,11 +167,10 @@ def worker() -> Iterator[Any]:
     """A Dramatiq worker on the real Redis broker, in this process."""
     import dramatiq
 
-    import services.feeds.actors
-    import services.newsletter.actors
-    import services.subscribers.actors  # noqa: F401
-    from shared.broker import broker
+    from shared.broker import setup_broker
 
+    # Set up in pytest_configure already; this returns the same broker, actors declared.
+    broker = setup_broker()
     running = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     running.start()
     yield running

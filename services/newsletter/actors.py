@@ -1,17 +1,20 @@
-"""Dramatiq actors of the newsletter service."""
+"""Dramatiq actors of the newsletter service.
+
+Declared with shared.tasks.actor, which binds them to the broker
+shared.broker.setup_broker() sets up, however early this module is imported. The
+modules these actors call never import this one: they send by actor name.
+"""
 
 from __future__ import annotations
 
-import dramatiq
-
-import shared.broker  # noqa: F401  (installs the broker before the actors bind to it)
 from services.newsletter import dispatch
+from shared.tasks import actor
 
 #: A sender message runs for dispatch.SENDER_BUDGET_SECONDS; this leaves room to finish.
 SENDER_TIME_LIMIT_MS = (dispatch.SENDER_BUDGET_SECONDS + 300) * 1000
 
 
-@dramatiq.actor(
+@actor(
     queue_name="newsletter",
     max_retries=20,
     min_backoff=1000,
@@ -29,7 +32,7 @@ def send_issue(issue_id: int) -> None:
         send_issue.send_with_options(args=(issue_id,), delay=5_000)
 
 
-@dramatiq.actor(queue_name="newsletter", max_retries=3)
+@actor(queue_name="newsletter", max_retries=3)
 def supervise_dispatch() -> None:
     """Start scheduled issues and keep senders running for issues being sent."""
     dispatch.supervise()

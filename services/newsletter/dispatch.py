@@ -208,13 +208,14 @@ def start(issue_id: int, actor: str) -> int:
 
 def wake_senders(issue_id: int, missing_only: bool = False) -> int:
     """Enqueue sender actors for the issue (only the missing ones with ``missing_only``)."""
-    from services.newsletter.actors import send_issue
+    # By name: the actors module imports this one, so this one must not import it.
+    from shared.tasks import enqueue
 
     wanted = get_settings().newsletter_senders
     if missing_only:
         wanted -= live_senders(issue_id)
     for _ in range(max(0, wanted)):
-        send_issue.send(issue_id)
+        enqueue("send_issue", issue_id)
     return max(0, wanted)
 
 

@@ -105,15 +105,15 @@ def preferences_url(subscriber: Subscriber) -> str:
 
 
 def _dispatch(outbox_ids: list[int]) -> None:
-    # Imported here: the actor module needs the broker, which the web app may not have
-    # configured at import time of this module in scripts and tests.
-    from services.subscribers.actors import send_subscriber_mail
+    # By name: the actors module imports this one (through mails), so this one must not
+    # import it.
+    from shared.tasks import enqueue
 
     for outbox_id in outbox_ids:
         # Redis unreachable: the row stays pending and the scheduler's outbox sweep
         # hands it to a worker once Redis is back.
         with contextlib.suppress(Exception):
-            send_subscriber_mail.send(outbox_id)
+            enqueue("send_subscriber_mail", outbox_id)
 
 
 def check_client_allowance(ip: str) -> None:
