@@ -222,7 +222,7 @@ def main() -> int:
             add_subscribers(size)
             issue = compose.create_issue("de", "bench@example.org", f"Bench {size}")
             compose.add_since(issue.id, "bench", datetime(2000, 1, 1, tzinfo=UTC))
-            rendered = dispatch.rendered_of(issue)
+            rendered = render.rendered_of(issue)
             html, text = render.personalise(
                 rendered, render.Recipient("Leser", "https://x/u", "https://x/p")
             )

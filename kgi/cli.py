@@ -313,7 +313,7 @@ def cmd_issues(args: argparse.Namespace) -> int:
     """kgi issues create|test|send|status|pause|resume|cancel."""
     from datetime import datetime
 
-    from services.newsletter import compose, dispatch
+    from services.newsletter import compose, dispatch, editor_mails
     from shared.broker import setup_broker
     from shared.database import migrate
     from shared.errors import KgiError
@@ -333,7 +333,7 @@ def cmd_issues(args: argparse.Namespace) -> int:
             print(issue.id)
             print(f"{added} items added", file=sys.stderr)
         elif args.action == "test":
-            dispatch.send_test(args.id, args.to, actor)
+            editor_mails.send_test(args.id, args.to, actor)
             print(f"Test sent to {', '.join(args.to)}.")
         elif args.action == "send":
             count = dispatch.start(args.id, actor)

@@ -363,7 +363,7 @@ def test_imprint_is_linked_in_every_footer_when_configured(
     monkeypatch.setattr(render, "get_settings", lambda: configured)
 
     issue = new_issue()
-    rendered = dispatch.rendered_of(issue)
+    rendered = render.rendered_of(issue)
     context = {
         "subscriber": None,
         "confirmation_url": "https://kgi.example.org/subscribers/confirm/x",

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.feeds.demo import load_demo
-from services.newsletter import compose, dispatch, render, store
+from services.newsletter import compose, dispatch, render, sender, store
 from services.subscribers import transfer
 from shared.database import engine, utcnow
 from shared.mail import outbox as outbox_engine
@@ -63,9 +63,9 @@ def rows(issue_id: int) -> list[sa.Row]:
 def test_render_once_inline_css_and_text_part(site, monkeypatch):
     issue = new_issue()
     calls = []
-    original = dispatch.render_issue
-    monkeypatch.setattr(dispatch, "render_issue", lambda *a: calls.append(a) or original(*a))
-    rendered = dispatch.rendered_of(issue)
+    original = render.render_issue
+    monkeypatch.setattr(render, "render_issue", lambda *a: calls.append(a) or original(*a))
+    rendered = render.rendered_of(issue)
     assert 'style="' in rendered.html and "prefers-color-scheme: dark" in rendered.html
     assert render.NAME in rendered.html and render.UNSUBSCRIBE_URL in rendered.html
     assert "Werkstattgespräche für mehr internationale Jugendarbeit" in rendered.text
@@ -171,7 +171,7 @@ def test_temporary_failure_is_retried_and_permanent_one_recorded(site, worker, s
 
 
 def test_too_many_failures_in_a_row_pause_the_issue(site, worker, smtp, monkeypatch):
-    monkeypatch.setattr(dispatch, "MAX_CONSECUTIVE_FAILURES", 3)
+    monkeypatch.setattr(sender, "MAX_CONSECUTIVE_FAILURES", 3)
     subscribe(8)
     issue = new_issue()
     smtp.refuse_next(*["554 5.7.1 Rejected"] * 3)
@@ -199,7 +199,7 @@ def test_unsubscribing_before_ones_turn_means_no_mail(site, smtp):
         content=b"List-Unsubscribe=One-Click",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    dispatch.Sender(issue.id).run(budget_seconds=20)
+    sender.Sender(issue.id).run(budget_seconds=20)
     assert state_of(issue.id) == "sent"
     counts = smtp.count_by_recipient()
     assert "leser4@example.org" not in counts
@@ -349,24 +349,24 @@ def test_return_addresses_are_signed_and_read_back(monkeypatch):
 
     from shared.config import get_settings
 
-    sender = return_paths.envelope_sender(42, 7)
-    assert re.fullmatch(r"bounces\+42\.7\.[0-9a-f]{10}@kgi\.example\.org", sender)
-    assert return_paths.read_return_address(sender) == return_paths.ReturnTag("bounce", 42, 7)
-    assert return_paths.read_return_address(sender.upper()) == return_paths.ReturnTag(
-        "bounce", 42, 7
-    )  # some relays upper-case local parts
+    return_address = return_paths.envelope_sender(42, 7)
+    assert re.fullmatch(r"bounces\+42\.7\.[0-9a-f]{10}@kgi\.example\.org", return_address)
+    bounce_tag = return_paths.ReturnTag("bounce", 42, 7)
+    assert return_paths.read_return_address(return_address) == bounce_tag
+    # Some relays upper-case local parts.
+    assert return_paths.read_return_address(return_address.upper()) == bounce_tag
     assert return_paths.envelope_sender(42).startswith("bounces+42.0.")
     assert return_paths.read_return_address(return_paths.envelope_sender(42)).issue_id is None
     mailto = return_paths.unsubscribe_mailto(42)
     address = mailto.removeprefix("mailto:").split("?")[0]
     assert return_paths.read_return_address(address) == return_paths.ReturnTag("unsubscribe", 42)
     # A forged tag (another subscriber, another issue, a guessed signature) is nobody's.
-    signature = sender.split(".")[2].split("@")[0]
+    signature = return_address.split(".")[2].split("@")[0]
     for forged in (
         f"bounces+43.7.{signature}@kgi.example.org",
         f"bounces+42.8.{signature}@kgi.example.org",
         f"bounces+u42.{signature}@kgi.example.org",
-        sender.replace("bounces+", "other+"),
+        return_address.replace("bounces+", "other+"),
         "bounces+lena=example.org@kgi.example.org",
     ):
         assert return_paths.read_return_address(forged) is None, forged
@@ -375,7 +375,7 @@ def test_return_addresses_are_signed_and_read_back(monkeypatch):
     monkeypatch.setattr(return_paths, "get_settings", lambda: unset)
     assert return_paths.envelope_sender(42, 7) == "infobrief@kgi.example.org"
     assert return_paths.unsubscribe_mailto(42) is None
-    assert return_paths.read_return_address(sender) is None
+    assert return_paths.read_return_address(return_address) is None
 
 
 def test_rate_limit_is_shared_by_all_senders(site, smtp, monkeypatch):
@@ -385,9 +385,9 @@ def test_rate_limit_is_shared_by_all_senders(site, smtp, monkeypatch):
     issue = new_issue()
     monkeypatch.setattr(dispatch, "wake_senders", lambda *a, **k: 0)  # our own senders below
     dispatch.start(issue.id, "redaktion@example.org")
-    senders = [dispatch.Sender(issue.id) for _ in range(2)]
-    for sender in senders:
-        sender.limiter.per_second = 10  # 10 messages a second for both together
+    senders = [sender.Sender(issue.id) for _ in range(2)]
+    for each in senders:
+        each.limiter.per_second = 10  # 10 messages a second for both together
     started = time.monotonic()
     threads = [threading.Thread(target=s.run, kwargs={"budget_seconds": 30}) for s in senders]
     for thread in threads:
@@ -405,7 +405,7 @@ def test_rate_limit_is_shared_by_all_senders(site, smtp, monkeypatch):
 
 def archived(issue: store.Issue) -> store.Issue:
     """``issue`` as the archive shows it once sent (without sending it)."""
-    rendered = dispatch.rendered_of(issue)
+    rendered = render.rendered_of(issue)
     with engine("newsletter").begin() as conn:
         conn.execute(
             store.issues.update()

@@ -36,7 +36,7 @@ from starlette.convertors import Convertor
 from starlette.routing import BaseRoute, Mount, Route, compile_path
 
 from services.feeds.demo import load_demo
-from services.newsletter import compose, dispatch, store
+from services.newsletter import compose, render, store
 from services.subscribers import optin, transfer
 from services.subscribers.store import Context, find_by_key
 from shared.database import engine, read_connection, utcnow
@@ -445,7 +445,7 @@ def issue_seeds() -> list[str]:
     compose.add_since(draft.id, "sweep", datetime(2000, 1, 1, tzinfo=UTC))
     sent = compose.create_issue("de", "sweep.admin@example.org", "Sweep archive")
     compose.add_since(sent.id, "sweep", datetime(2000, 1, 1, tzinfo=UTC))
-    rendered = dispatch.rendered_of(_issue(sent.id))
+    rendered = render.rendered_of(_issue(sent.id))
     with engine("newsletter").begin() as conn:
         conn.execute(
             store.issues.update()

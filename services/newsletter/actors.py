@@ -7,11 +7,11 @@ modules these actors call never import this one: they send by actor name.
 
 from __future__ import annotations
 
-from services.newsletter import dispatch
+from services.newsletter import dispatch, sender
 from shared.tasks import actor
 
-#: A sender message runs for dispatch.SENDER_BUDGET_SECONDS; this leaves room to finish.
-SENDER_TIME_LIMIT_MS = (dispatch.SENDER_BUDGET_SECONDS + 300) * 1000
+#: A sender message runs for sender.SENDER_BUDGET_SECONDS; this leaves room to finish.
+SENDER_TIME_LIMIT_MS = (sender.SENDER_BUDGET_SECONDS + 300) * 1000
 
 
 @actor(
@@ -24,7 +24,7 @@ SENDER_TIME_LIMIT_MS = (dispatch.SENDER_BUDGET_SECONDS + 300) * 1000
 def send_issue(issue_id: int) -> None:
     """One sender working through the issue's outbox; hands over to a fresh message when
     its time budget is used up and work remains."""
-    outcome = dispatch.Sender(issue_id).run()
+    outcome = sender.Sender(issue_id).run()
     if outcome == "budget":
         send_issue.send(issue_id)
     elif outcome == "idle":

@@ -28,7 +28,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from services.newsletter import archive as archive_feeds
-from services.newsletter import compose, dispatch, peers, store
+from services.newsletter import compose, dispatch, editor_mails, peers, render, store
 from services.newsletter.render import public_version
 from services.newsletter.store import ISSUE_STATES, SENT, issues
 from shared.addresses import parse_address
@@ -74,7 +74,7 @@ def archive_issue(request: Request) -> Response:
         issue = store.get_issue(conn, request.path_params["id"])
     if issue is None or issue.state != SENT or not issue.rendered_html:
         raise NotFound("There is no such issue in the archive.")
-    page, _ = public_version(dispatch.rendered_of(issue))
+    page, _ = public_version(render.rendered_of(issue))
     return HTMLResponse(page, headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -235,7 +235,7 @@ def admin_preview(request: Request) -> Response:
     if fmt not in ("html", "txt"):
         raise NotFound("There is nothing at this address.")
     issue = _issue_or_404(request.path_params["id"])
-    page, text = public_version(dispatch.rendered_of(issue))
+    page, text = public_version(render.rendered_of(issue))
     return PlainTextResponse(text) if fmt == "txt" else HTMLResponse(page)
 
 
@@ -263,7 +263,7 @@ def admin_test(request: Request, form: FormData) -> Response:
     _issue_or_404(issue_id)
     addresses = _test_addresses(request, form)
     try:
-        dispatch.send_test(issue_id, addresses, _actor(request))
+        editor_mails.send_test(issue_id, addresses, _actor(request))
     except PermanentMailError as exc:
         # The relay refuses this address or message: the editor's input, not an outage.
         raise Invalid(f"The mail server refused the test mail: {exc}", "addresses") from None

@@ -18,8 +18,10 @@ from typing import Any
 
 from premailer import Premailer
 
+from services.newsletter import store
 from services.newsletter.store import Issue
 from shared.config import get_settings
+from shared.database import read_connection
 from shared.mail.plain_text import html_to_text, wrap_text
 from shared.web.templates import render_text
 
@@ -95,6 +97,15 @@ def with_doctype(document: str) -> str:
     if document.lstrip()[:9].lower() == "<!doctype":
         return document
     return f"{DOCTYPE}\n{document.lstrip()}"
+
+
+def rendered_of(issue: Issue) -> RenderedIssue:
+    """The issue rendered once at the start of dispatch (or now, for previews)."""
+    if issue.rendered_html and issue.rendered_text:
+        return RenderedIssue(issue.rendered_html, issue.rendered_text)
+    with read_connection("newsletter") as conn:
+        contents = store.issue_contents(conn, issue.id)
+    return render_issue(issue, contents)
 
 
 def personalise(rendered: RenderedIssue, recipient: Recipient) -> tuple[str, str]:

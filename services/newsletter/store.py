@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shared.database import UTCDateTime
+from shared.database import UTCDateTime, engine, read_connection, utcnow
+from shared.errors import NotFound
 from shared.mail.outbox import OUTBOX_STATES, outbox_columns
 
 #: Issue states. ``overdue``: a schedule passed while the system was down; an editor
@@ -143,6 +144,15 @@ def get_issue(conn: Connection, issue_id: int) -> Issue | None:
     return Issue(**row._mapping) if row else None
 
 
+def issue_of(issue_id: int) -> Issue:
+    """The issue as it is now, read on its own connection; NotFound if there is none."""
+    with read_connection("newsletter") as conn:
+        issue = get_issue(conn, issue_id)
+    if issue is None:
+        raise NotFound("There is no such issue.")
+    return issue
+
+
 def issue_contents(conn: Connection, issue_id: int) -> list[dict[str, Any]]:
     """The issue's items in order: snapshots with their row id and position."""
     rows = conn.execute(
@@ -162,6 +172,12 @@ def log(
         issue_log.insert(),
         {"issue_id": issue_id, "actor": actor, "action": action, "detail": detail, "at": at},
     )
+
+
+def record(issue_id: int, actor: str, action: str, detail: str | None = None) -> None:
+    """Add a line to the issue's history in a transaction of its own."""
+    with engine("newsletter").begin() as conn:
+        log(conn, issue_id, actor, action, detail, utcnow())
 
 
 def issue_history(conn: Connection, issue_id: int) -> list[dict[str, Any]]:
