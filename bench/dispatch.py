@@ -184,9 +184,9 @@ def main() -> int:
     sink = subprocess.Popen(
         [sys.executable, str(workdir / "sink.py"), str(sink_port), str(counter)]
     )
-    from shared.database import migrate_all
+    from kgi import registry
 
-    migrate_all()
+    registry.migrate_all()
     site = serve(workdir, "site_app", SITE_APP, site_port, env)
     worker = None
     ok = True

@@ -33,9 +33,9 @@ from bench.signup import TRIVIAL_APP, free_port, percentile, serve  # noqa: E402
 SITE_APP = """
 from kgi.site import create_site
 from services.feeds.demo import load_demo
-from shared.database import migrate_all
+from kgi import registry
 
-migrate_all()
+registry.migrate_all()
 load_demo()
 app = create_site()
 """
@@ -207,10 +207,10 @@ def main() -> int:
         reader.start()
         import sqlalchemy as sa
 
-        from shared.broker import setup_broker
+        from kgi import registry
         from shared.tasks import enqueue
 
-        setup_broker()
+        registry.setup()
         started = time.perf_counter()
         enqueue("fetch_due_sources")
         deadline = started + 60

@@ -43,9 +43,9 @@ app = Starlette(routes=[Route("/", hello, methods=["GET", "POST"])])
 
 SITE_APP = """
 from kgi.site import create_site
-from shared.database import migrate_all
+from kgi import registry
 
-migrate_all()
+registry.migrate_all()
 app = create_site()
 """
 

@@ -38,9 +38,9 @@ async def mail_html(request: Request) -> Response:
 
 
 routes = [
-    Route("/", mail_list, methods=["GET"]),
-    Route("/{id}", mail_detail, methods=["GET"]),
-    Route("/{id}/html", mail_html, methods=["GET"]),
+    Route("/", mail_list, methods=["GET"], name="mails"),
+    Route("/{id}", mail_detail, methods=["GET"], name="mail"),
+    Route("/{id}/html", mail_html, methods=["GET"], name="mail_html"),
 ]
 
 

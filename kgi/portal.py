@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -12,7 +11,6 @@ from starlette.routing import Route
 from services.subscribers.openapi import OPENAPI
 from shared.accounts.login import LoginThrottled, authenticate_off_loop
 from shared.errors import TooMany
-from shared.web.app import create_service_app
 from shared.web.auth import login_required
 from shared.web.csrf import verify_csrf
 from shared.web.forms import client_ip, read_form
@@ -83,13 +81,9 @@ async def openapi(request: Request) -> Response:
 
 
 routes = [
-    Route("/", home, methods=["GET"]),
-    Route("/login", login, methods=["GET", "POST"]),
-    Route("/logout", logout, methods=["POST"]),
-    Route("/admin", admin, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/", home, methods=["GET"], name="home"),
+    Route("/login", login, methods=["GET", "POST"], name="login"),
+    Route("/logout", logout, methods=["POST"], name="logout"),
+    Route("/admin", admin, methods=["GET"], name="admin"),
+    Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
 ]
-
-
-def create_app() -> Starlette:
-    return create_service_app(routes)

@@ -6,13 +6,9 @@ from __future__ import annotations
 import logging
 import threading
 
-# The scheduler is an entry point, so it may know the actors themselves (typed, checked at
-# import) rather than send by name; run() sets up the broker they are bound to.
-from services.feeds.actors import fetch_due_sources
-from services.newsletter.actors import supervise_dispatch
-from services.subscribers.actors import purge_expired_signups, sweep_outbox
-from shared.broker import setup_broker
+from kgi import registry
 from shared.redis_client import get_redis
+from shared.tasks import enqueue
 
 logger = logging.getLogger("kgi.scheduler")
 
@@ -21,16 +17,14 @@ TICK_SECONDS = 60
 
 
 def tick() -> None:
-    """Enqueue every periodic job once (the broker must be set up: see run)."""
-    sweep_outbox.send()
-    purge_expired_signups.send()
-    fetch_due_sources.send()
-    supervise_dispatch.send()
+    """Enqueue every service's periodic jobs once (the broker must be set up: see run)."""
+    for job in registry.periodic_jobs():
+        enqueue(job)
 
 
 def run(stop: threading.Event | None = None, tick_seconds: float = TICK_SECONDS) -> None:
     """Set up the broker, then tick until ``stop`` is set (or forever)."""
-    setup_broker()
+    registry.setup()
     stop = stop or threading.Event()
     while not stop.is_set():
         try:

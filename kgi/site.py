@@ -2,42 +2,38 @@
 
 from __future__ import annotations
 
-from starlette.routing import Mount, Router
+from starlette.routing import BaseRoute, Mount, Router
 
-from kgi import devmail, portal
-from services.feeds import app as feeds
-from services.newsletter import app as newsletter
-from services.subscribers import app as subscribers
-from shared.broker import setup_broker
+from kgi import devmail, registry
+from shared.service import Service
+from shared.web.app import create_service_app
 
-#: Where each service lives under the common origin.
-SERVICE_PREFIXES = {"subscribers": "/subscribers", "feeds": "/news", "newsletter": "/newsletter"}
+#: Where the development mail catcher's page is mounted (``kgi run`` without KGI_SMTP_URL).
+MAIL_CATCHER_PREFIX = "/dev/mail"
+
+
+def _mount(part: Service) -> Mount:
+    # Each part is its own app (middleware, error pages), named so that its routes are
+    # ``part:route`` for url_for.
+    assert part.routes is not None and part.prefix is not None
+    return Mount(part.prefix, app=create_service_app(registry.load(part.routes)), name=part.name)
 
 
 def create_site(mail_catcher_page: bool = False) -> Router:
-    """The combined site; with ``mail_catcher_page`` also ``/dev/mail``."""
-    setup_broker()  # pages send messages (sign-up mails, sending an issue, fetching now)
-    routes = [
-        Mount("/subscribers", app=subscribers.create_app()),
-        Mount("/news", app=feeds.create_app()),
-        Mount("/newsletter", app=newsletter.create_app()),
-    ]
+    """The combined site; with ``mail_catcher_page`` also the mail catcher's page."""
+    registry.setup()  # pages send messages (sign-up mails, sending an issue, fetching now)
+    mounted = [part for part in registry.parts() if part.routes is not None]
+    routes: list[BaseRoute] = [_mount(part) for part in mounted if part.prefix]
     if mail_catcher_page:
-        routes.append(Mount("/dev/mail", app=devmail.create_app()))
-    routes.append(Mount("", app=portal.create_app()))
+        routes.append(Mount(MAIL_CATCHER_PREFIX, app=devmail.create_app(), name="devmail"))
+    routes.extend(_mount(part) for part in mounted if not part.prefix)  # the root, last
     return Router(routes=routes)
 
 
 def create_service(name: str) -> Router:
-    """One service alone (``kgi serve NAME``), at the same paths as in the combined site."""
-    factories = {
-        "subscribers": subscribers.create_app,
-        "feeds": feeds.create_app,
-        "newsletter": newsletter.create_app,
-        "portal": portal.create_app,
-    }
-    if name not in factories:
-        raise SystemExit(f"unknown service {name!r}; choose from {', '.join(sorted(factories))}")
-    setup_broker()
-    prefix = SERVICE_PREFIXES.get(name, "")
-    return Router(routes=[Mount(prefix, app=factories[name]())])
+    """One part alone (``kgi serve NAME``), at the same paths as in the combined site."""
+    part = registry.part(name)
+    if part.routes is None:
+        raise SystemExit(f"{name} has no pages; choose from {', '.join(registry.servable())}")
+    registry.setup()
+    return Router(routes=[_mount(part)])

@@ -1,15 +1,17 @@
 """The Dramatiq broker: Redis, configured from the settings, set up explicitly.
 
 Importing this module does nothing but define things. Every process that sends or runs
-actors calls :func:`setup_broker` when it starts: the web apps (``kgi.site``,
-``shared.web.app``), the scheduler, the ``kgi`` commands that send, the workers (Dramatiq's
-CLI is given ``shared.broker:setup_broker`` and calls it) and the tests' conftest.
+actors calls :func:`setup_broker` when it starts, through :func:`kgi.registry.setup`,
+which names the modules declaring actors: the site, the scheduler, the ``kgi`` commands
+that send, the workers (Dramatiq's CLI is given ``kgi.registry:setup`` and calls it) and
+the tests' conftest.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Iterable
 
 import dramatiq
 import dramatiq.broker
@@ -21,21 +23,14 @@ from shared.config import get_settings
 #: The Redis key namespace for queues; separate from events, caches and counters.
 BROKER_NAMESPACE = "kgi-dramatiq"
 
-#: Modules that declare actors; every process that sets up the broker imports them all,
-#: so the actors are declared there and can be sent to by name (shared.tasks.enqueue).
-ACTOR_MODULES = (
-    "services.subscribers.actors",
-    "services.feeds.actors",
-    "services.newsletter.actors",
-)
-
 _lock = threading.Lock()
 _broker: RedisBroker | None = None
 
 
-def setup_broker() -> RedisBroker:
+def setup_broker(actor_modules: Iterable[str] = ()) -> RedisBroker:
     """Create the Redis broker from the settings, install it as Dramatiq's global broker,
-    bind every actor to it and declare all actors; later calls return the same broker.
+    bind every actor to it and import ``actor_modules`` (every service's, so all actors
+    are declared and can be sent to by name); later calls return the same broker.
 
     Raises RuntimeError when some other broker was installed first (``dramatiq.get_broker()``
     called, or a plain ``@dramatiq.actor`` declared, before this): actors bound to it
@@ -58,6 +53,6 @@ def setup_broker() -> RedisBroker:
         broker = _broker
     # Outside the lock: importing an actors module declares its actors, which may run
     # more project code; doing it again on later calls costs a dictionary lookup each.
-    for module in ACTOR_MODULES:
+    for module in actor_modules:
         importlib.import_module(module)
     return broker

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-#: The services that own a database; each gets ``KGI_<NAME>_DATABASE_URL``.
-DATABASE_OWNERS = ("accounts", "subscribers", "feeds", "newsletter")
+#: ``KGI_<OWNER>_DATABASE_URL`` names the database of each owner (a service, or
+#: ``accounts``); unset, it is ``<KGI_DATA_DIR>/<owner>.db`` (SQLite).
+DATABASE_URL_VARIABLE = re.compile(r"KGI_([A-Z0-9]+)_DATABASE_URL")
 
 #: Default lifetime of a confirmation link and of an unconfirmed sign-up (72 hours):
 #: long enough for a weekend, short enough that stale sign-ups do not pile up.
@@ -141,7 +143,8 @@ class Settings:
         return self.smtp_url or f"smtp://127.0.0.1:{self.mail_catcher_port}"
 
     def database_url(self, owner: str) -> str:
-        return self.database_urls[owner]
+        """The database of ``owner`` (see DATABASE_URL_VARIABLE)."""
+        return self.database_urls.get(owner) or f"sqlite:///{self.data_dir / (owner + '.db')}"
 
     def absolute_url(self, path: str) -> str:
         """``path`` (starting with ``/``) under the public base URL."""
@@ -222,10 +225,9 @@ def load_settings() -> Settings:
     if private_redis:
         redis_url = f"unix://{data_dir / 'redis' / 'redis.sock'}"
     database_urls = {
-        owner: os.environ.get(
-            f"KGI_{owner.upper()}_DATABASE_URL", f"sqlite:///{data_dir / (owner + '.db')}"
-        )
-        for owner in DATABASE_OWNERS
+        match[1].lower(): value
+        for name, value in os.environ.items()
+        if value and (match := DATABASE_URL_VARIABLE.fullmatch(name))
     }
     mail_from = os.environ.get("KGI_MAIL_FROM", "KGI-Infobrief <infobrief@localhost>")
     return Settings(

@@ -22,15 +22,6 @@ from shared.config import get_settings
 #: How long a SQLite writer waits for another process's lock before failing (ms).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-#: Where each owner's Alembic scripts live, relative to the repository root.
-_ROOT = Path(__file__).resolve().parents[1]
-MIGRATION_DIRS: dict[str, Path] = {
-    "accounts": _ROOT / "shared" / "accounts" / "migrations",
-    "subscribers": _ROOT / "services" / "subscribers" / "migrations",
-    "feeds": _ROOT / "services" / "feeds" / "migrations",
-    "newsletter": _ROOT / "services" / "newsletter" / "migrations",
-}
-
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Hand transaction control to SQLAlchemy, so the "begin" hook below decides how to begin.
@@ -79,18 +70,13 @@ def read_connection(owner: str) -> sa.Connection:
     return engine(owner).connect().execution_options(kgi_read_only=True)
 
 
-def migrate(owner: str) -> None:
-    """Bring ``owner``'s schema to the newest migration."""
+def migrate(owner: str, scripts: Path) -> None:
+    """Bring ``owner``'s schema to the newest of the Alembic ``scripts`` (the folder its
+    descriptor names; :func:`kgi.registry.migrate` finds it)."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATION_DIRS[owner]))
+    config.set_main_option("script_location", str(scripts))
     config.attributes["engine"] = engine(owner)
     command.upgrade(config, "head")
-
-
-def migrate_all() -> None:
-    """Migrate every database this code base owns."""
-    for owner in MIGRATION_DIRS:
-        migrate(owner)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

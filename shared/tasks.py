@@ -56,7 +56,7 @@ class _HoldingBroker(Broker):
         """Refuse: a message sent now would be lost."""
         raise BrokerNotSetUp(
             f"{message.actor_name!r} was sent before the broker was set up; "
-            "call shared.broker.setup_broker() when the process starts"
+            "call kgi.registry.setup() when the process starts"
         )
 
 
@@ -138,7 +138,7 @@ def enqueue(actor_name: str, *args: Any, **kwargs: Any) -> Message[Any]:
         # Not dramatiq.get_broker(): that would install a default broker and lose the message.
         raise BrokerNotSetUp(
             f"{actor_name!r} was sent before the broker was set up; "
-            "call shared.broker.setup_broker() when the process starts"
+            "call kgi.registry.setup() when the process starts"
         )
     # Through the actor's own send, so a test that replaces ``send`` sees the call too.
     return broker.get_actor(actor_name).send(*args, **kwargs)

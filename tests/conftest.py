@@ -83,11 +83,10 @@ def pytest_configure(config: pytest.Config) -> None:
             .strip(),
         }
     )
-    from shared.broker import setup_broker
-    from shared.database import migrate_all
+    from kgi import registry
 
-    migrate_all()
-    setup_broker()
+    registry.migrate_all()
+    registry.setup()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -167,10 +166,10 @@ def worker() -> Iterator[Any]:
     """A Dramatiq worker on the real Redis broker, in this process."""
     import dramatiq
 
-    from shared.broker import setup_broker
+    from kgi import registry
 
     # Set up in pytest_configure already; this returns the same broker, actors declared.
-    broker = setup_broker()
+    broker = registry.setup()
     running = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     running.start()
     yield running

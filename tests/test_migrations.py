@@ -1,7 +1,7 @@
 """The migrations build exactly the tables ``store.py`` declares, and undo themselves.
 
-For every database owner in :data:`shared.database.MIGRATION_DIRS`, a fresh database is
-migrated to head with that owner's scripts and compared with the owner's declared
+For every database owner the registry knows (:func:`kgi.registry.database_owners`), a
+fresh database is migrated to head with that owner's scripts and compared with the owner's declared
 ``MetaData`` by Alembic's autogenerate comparison (``compare_metadata``): a column, index,
 unique constraint, foreign key, nullability, type or server default that a migration
 forgot, or that ``store.py`` declares differently, is a difference and fails the test.
@@ -51,12 +51,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from kgi import registry
 from services.feeds import store as feeds_store
 from services.newsletter import store as newsletter_store
 from services.subscribers import store as subscribers_store
 from shared.accounts import store as accounts_store
-from shared.config import DATABASE_OWNERS
-from shared.database import MIGRATION_DIRS, UTCDateTime, create_engine_for
+from shared.database import UTCDateTime, create_engine_for
 
 #: Where each owner's tables are declared: the schema its migrations must produce.
 DECLARED: dict[str, sa.MetaData] = {
@@ -69,7 +69,7 @@ DECLARED: dict[str, sa.MetaData] = {
 #: Alembic's bookkeeping table (the default name; env.py does not change it).
 VERSION_TABLE = "alembic_version"
 
-OWNERS = sorted(MIGRATION_DIRS)
+OWNERS = sorted(registry.database_owners())
 
 
 # --- helpers: every one takes an engine or a URL, never assumes SQLite -----------------
@@ -90,7 +90,7 @@ def fresh_engine(url: str) -> Engine:
 def alembic_config(owner: str, engine: Engine) -> Config:
     """The Alembic configuration :func:`shared.database.migrate` builds, on ``engine``."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATION_DIRS[owner]))
+    config.set_main_option("script_location", str(registry.part(owner).migrations))
     config.attributes["engine"] = engine
     return config
 
@@ -329,7 +329,7 @@ def engines() -> Iterator[Callable[[str], Engine]]:
 
 def test_every_database_owner_is_checked() -> None:
     """A new owner (or a renamed one) must get its declared tables listed here."""
-    assert set(MIGRATION_DIRS) == set(DATABASE_OWNERS) == set(DECLARED)
+    assert set(registry.database_owners()) == set(DECLARED)
 
 
 @pytest.mark.parametrize("owner", OWNERS)

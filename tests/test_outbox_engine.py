@@ -11,7 +11,8 @@ from alembic import command
 from alembic.config import Config
 
 from services.subscribers import store
-from shared.database import MIGRATION_DIRS, create_engine_for, utcnow
+from services.subscribers.service import SERVICE as SUBSCRIBERS
+from shared.database import create_engine_for, utcnow
 from shared.mail import outbox
 
 
@@ -24,7 +25,7 @@ def test_retry_policy_grows_and_is_capped():
 
 def _config(engine: sa.Engine) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATION_DIRS["subscribers"]))
+    config.set_main_option("script_location", str(SUBSCRIBERS.migrations))
     config.attributes["engine"] = engine
     return config
 

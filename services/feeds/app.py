@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
 from starlette.routing import Route
 
 from services.feeds import admin_items, admin_sources, public
-from shared.web.app import create_service_app
 
 routes = [
-    Route("/", public.news_list, methods=["GET"]),
-    Route("/feed.{fmt}", public.feed, methods=["GET"]),
-    Route("/events.ics", public.calendar, methods=["GET"]),
-    Route("/media/{name}", public.media_file, methods=["GET"]),
-    Route("/api/items", public.api_items, methods=["GET"]),
-    Route("/admin/", admin_items.admin_items, methods=["GET"]),
-    Route("/admin/new", admin_items.admin_new_page, methods=["GET"]),
-    Route("/admin/new", admin_items.admin_create, methods=["POST"]),
-    Route("/admin/{id:id}", admin_items.admin_edit_page, methods=["GET"]),
-    Route("/admin/{id:id}", admin_items.admin_save, methods=["POST"]),
-    Route("/admin/{id:id}/workflow", admin_items.admin_workflow, methods=["POST"]),
-    Route("/admin/{id:id}/revision", admin_items.admin_revision, methods=["POST"]),
-    Route("/admin/partner/{id:id}/hide", admin_items.admin_hide, methods=["POST"]),
-    Route("/admin/sources", admin_sources.admin_sources, methods=["GET"]),
-    Route("/admin/sources", admin_sources.admin_add_source, methods=["POST"]),
-    Route("/admin/sources/{id:id}", admin_sources.admin_source_action, methods=["POST"]),
-    Route("/{slug}", public.news_item, methods=["GET"]),
+    Route("/", public.news_list, methods=["GET"], name="news"),
+    Route("/feed.{fmt}", public.feed, methods=["GET"], name="feed"),
+    Route("/events.ics", public.calendar, methods=["GET"], name="calendar"),
+    Route("/media/{name}", public.media_file, methods=["GET"], name="media"),
+    Route("/api/items", public.api_items, methods=["GET"], name="api_items"),
+    Route("/admin/", admin_items.admin_items, methods=["GET"], name="admin"),
+    Route("/admin/new", admin_items.admin_new_page, methods=["GET"], name="admin_new"),
+    Route("/admin/new", admin_items.admin_create, methods=["POST"], name="admin_new"),
+    Route("/admin/{id:id}", admin_items.admin_edit_page, methods=["GET"], name="admin_item"),
+    Route("/admin/{id:id}", admin_items.admin_save, methods=["POST"], name="admin_item"),
+    Route(
+        "/admin/{id:id}/workflow",
+        admin_items.admin_workflow,
+        methods=["POST"],
+        name="admin_workflow",
+    ),
+    Route(
+        "/admin/{id:id}/revision",
+        admin_items.admin_revision,
+        methods=["POST"],
+        name="admin_revision",
+    ),
+    Route(
+        "/admin/partner/{id:id}/hide",
+        admin_items.admin_hide,
+        methods=["POST"],
+        name="admin_hide_partner_item",
+    ),
+    Route("/admin/sources", admin_sources.admin_sources, methods=["GET"], name="admin_sources"),
+    Route("/admin/sources", admin_sources.admin_add_source, methods=["POST"], name="admin_sources"),
+    Route(
+        "/admin/sources/{id:id}",
+        admin_sources.admin_source_action,
+        methods=["POST"],
+        name="admin_source",
+    ),
+    Route("/{slug}", public.news_item, methods=["GET"], name="item"),
 ]
-
-
-def create_app() -> Starlette:
-    """The feeds app, to be mounted at ``/news``."""
-    return create_service_app(routes)

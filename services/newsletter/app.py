@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import (
@@ -36,7 +35,6 @@ from shared.database import read_connection
 from shared.errors import BadRequest, Forbidden, Invalid, NotFound, Unavailable
 from shared.i18n import request_language
 from shared.mail.transport import PermanentMailError
-from shared.web.app import create_service_app
 from shared.web.auth import login_required
 from shared.web.conditional import conditional_response
 from shared.web.forms import form_endpoint, form_text, parse_row_id
@@ -308,22 +306,17 @@ def admin_progress(request: Request) -> Response:
 
 
 routes = [
-    Route("/archive/", archive, methods=["GET"]),
-    Route("/archive/feed.{fmt}", archive_feed, methods=["GET"]),
-    Route("/archive/{id:id}", archive_issue, methods=["GET"]),
-    Route("/admin/", admin_list, methods=["GET"]),
-    Route("/admin/new", admin_new, methods=["POST"]),
-    Route("/admin/{id:id}", admin_issue, methods=["GET"]),
-    Route("/admin/{id:id}/texts", admin_texts, methods=["POST"]),
-    Route("/admin/{id:id}/items", admin_items, methods=["POST"]),
-    Route("/admin/{id:id}/preview.{fmt}", admin_preview, methods=["GET"]),
-    Route("/admin/{id:id}/test", admin_test, methods=["POST"]),
-    Route("/admin/{id:id}/schedule", admin_schedule, methods=["POST"]),
-    Route("/admin/{id:id}/progress.json", admin_progress, methods=["GET"]),
-    Route("/admin/{id:id}/{action}", admin_control, methods=["POST"]),
+    Route("/archive/", archive, methods=["GET"], name="archive"),
+    Route("/archive/feed.{fmt}", archive_feed, methods=["GET"], name="archive_feed"),
+    Route("/archive/{id:id}", archive_issue, methods=["GET"], name="archive_issue"),
+    Route("/admin/", admin_list, methods=["GET"], name="admin"),
+    Route("/admin/new", admin_new, methods=["POST"], name="admin_new"),
+    Route("/admin/{id:id}", admin_issue, methods=["GET"], name="admin_issue"),
+    Route("/admin/{id:id}/texts", admin_texts, methods=["POST"], name="admin_texts"),
+    Route("/admin/{id:id}/items", admin_items, methods=["POST"], name="admin_items"),
+    Route("/admin/{id:id}/preview.{fmt}", admin_preview, methods=["GET"], name="admin_preview"),
+    Route("/admin/{id:id}/test", admin_test, methods=["POST"], name="admin_test"),
+    Route("/admin/{id:id}/schedule", admin_schedule, methods=["POST"], name="admin_schedule"),
+    Route("/admin/{id:id}/progress.json", admin_progress, methods=["GET"], name="admin_progress"),
+    Route("/admin/{id:id}/{action}", admin_control, methods=["POST"], name="admin_control"),
 ]
-
-
-def create_app() -> Starlette:
-    """The newsletter app, to be mounted at ``/newsletter``."""
-    return create_service_app(routes)

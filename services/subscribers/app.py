@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -33,7 +32,6 @@ from shared.database import read_connection
 from shared.errors import Gone, Invalid, NotFound
 from shared.i18n import LANGUAGES, request_language
 from shared.service_auth import require_service
-from shared.web.app import create_service_app
 from shared.web.auth import login_required
 from shared.web.convertors import MAX_ROW_ID
 from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
@@ -365,31 +363,38 @@ def internal_issue_feedback(request: Request) -> Response:
 
 
 routes = [
-    Route("/signup", signup_page, methods=["GET"]),
-    Route("/signup", signup_submit, methods=["POST"]),
-    Route("/signup/sent", signup_sent, methods=["GET"]),
-    Route("/api/subscriptions", api_subscribe, methods=["POST"]),
-    Route("/api/hooks/mailgun", relay_webhooks.mailgun_webhook, methods=["POST"]),
-    Route("/api/hooks/sendgrid", relay_webhooks.sendgrid_webhook, methods=["POST"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/confirm/{token}", confirm_page, methods=["GET"]),
-    Route("/confirm/{token}", confirm_submit, methods=["POST"]),
-    Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
-    Route("/preferences/{token}", preferences_page, methods=["GET"]),
-    Route("/preferences/{token}", preferences_submit, methods=["POST"]),
-    Route("/privacy/{token}/export", privacy_export, methods=["GET"]),
-    Route("/privacy/{token}/erase", privacy_erase, methods=["POST"]),
-    Route("/admin/", admin_list, methods=["GET"]),
-    Route("/admin/export.csv", admin_export, methods=["GET"]),
-    Route("/admin/import", admin_import_page, methods=["GET"]),
-    Route("/admin/import", admin_import, methods=["POST"]),
-    Route("/admin/{id:id}", admin_detail, methods=["GET"]),
-    Route("/internal/audience", internal_audience, methods=["GET"]),
-    Route("/internal/confirmed", internal_confirmed, methods=["POST"]),
-    Route("/internal/issues/{id:id}/feedback", internal_issue_feedback, methods=["GET"]),
+    Route("/signup", signup_page, methods=["GET"], name="signup"),
+    Route("/signup", signup_submit, methods=["POST"], name="signup"),
+    Route("/signup/sent", signup_sent, methods=["GET"], name="signup_sent"),
+    Route("/api/subscriptions", api_subscribe, methods=["POST"], name="api_subscriptions"),
+    Route(
+        "/api/hooks/mailgun", relay_webhooks.mailgun_webhook, methods=["POST"], name="hook_mailgun"
+    ),
+    Route(
+        "/api/hooks/sendgrid",
+        relay_webhooks.sendgrid_webhook,
+        methods=["POST"],
+        name="hook_sendgrid",
+    ),
+    Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
+    Route("/confirm/{token}", confirm_page, methods=["GET"], name="confirm"),
+    Route("/confirm/{token}", confirm_submit, methods=["POST"], name="confirm"),
+    Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"], name="unsubscribe"),
+    Route("/preferences/{token}", preferences_page, methods=["GET"], name="preferences"),
+    Route("/preferences/{token}", preferences_submit, methods=["POST"], name="preferences"),
+    Route("/privacy/{token}/export", privacy_export, methods=["GET"], name="privacy_export"),
+    Route("/privacy/{token}/erase", privacy_erase, methods=["POST"], name="privacy_erase"),
+    Route("/admin/", admin_list, methods=["GET"], name="admin"),
+    Route("/admin/export.csv", admin_export, methods=["GET"], name="admin_export"),
+    Route("/admin/import", admin_import_page, methods=["GET"], name="admin_import"),
+    Route("/admin/import", admin_import, methods=["POST"], name="admin_import"),
+    Route("/admin/{id:id}", admin_detail, methods=["GET"], name="admin_subscriber"),
+    Route("/internal/audience", internal_audience, methods=["GET"], name="internal_audience"),
+    Route("/internal/confirmed", internal_confirmed, methods=["POST"], name="internal_confirmed"),
+    Route(
+        "/internal/issues/{id:id}/feedback",
+        internal_issue_feedback,
+        methods=["GET"],
+        name="internal_issue_feedback",
+    ),
 ]
-
-
-def create_app() -> Starlette:
-    """The subscribers app, to be mounted at ``/subscribers``."""
-    return create_service_app(routes)

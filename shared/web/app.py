@@ -11,7 +11,6 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from shared.broker import setup_broker
 from shared.config import get_settings
 from shared.i18n import LANGUAGE_COOKIE, normalise_language
 from shared.web import convertors  # noqa: F401  (registers the {name:id} path convertor)
@@ -62,11 +61,7 @@ class LanguageCookieMiddleware:
 def create_service_app(
     routes: Sequence[BaseRoute], lifespan: Lifespan[Starlette] | None = None
 ) -> Starlette:
-    """A Starlette app with the platform's session, language and error handling.
-
-    Also sets up the broker (idempotent), so a service app served on its own can send
-    messages, however it was started."""
-    setup_broker()
+    """A Starlette app with the platform's session, language and error handling."""
     return Starlette(
         routes=routes,
         middleware=[

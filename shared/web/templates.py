@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse
 
 from shared.config import get_settings
 from shared.i18n import LANGUAGES, request_language, translate
+from shared.web import paths
 from shared.web.csrf import csrf_token
 from shared.web.security_headers import csp_nonce
 from shared.web.sessions import current_user
@@ -29,6 +30,9 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["languages"] = LANGUAGES
+    # Links by route name (``url_for("feeds:item", slug=...)``): never a literal path.
+    env.globals["url_for"] = paths.path_for
+    env.globals["absolute_url_for"] = paths.absolute_url_for
     return env
 
 

@@ -1,0 +1,17 @@
+"""The feeds service describes itself (see :class:`shared.service.Service`)."""
+
+from pathlib import Path
+
+from shared.service import Service
+
+SERVICE = Service(
+    name="feeds",
+    prefix="/news",
+    routes="services.feeds.app:routes",
+    actors="services.feeds.actors",
+    migrations=Path(__file__).parent / "migrations",
+    # Partner sources whose next fetch is due are fetched.
+    periodic=("fetch_due_sources",),
+    templates="feeds",
+    commands="services.feeds.commands:add_commands",
+)

@@ -1,0 +1,17 @@
+"""The newsletter service describes itself (see :class:`shared.service.Service`)."""
+
+from pathlib import Path
+
+from shared.service import Service
+
+SERVICE = Service(
+    name="newsletter",
+    prefix="/newsletter",
+    routes="services.newsletter.app:routes",
+    actors="services.newsletter.actors",
+    migrations=Path(__file__).parent / "migrations",
+    # Scheduled issues start; issues being sent keep their senders.
+    periodic=("supervise_dispatch",),
+    templates="newsletter",
+    commands="services.newsletter.commands:add_commands",
+)
