@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.feeds import aggregate, content, store, syndication
-from services.feeds.content import InvalidItem, ItemFilter
+from services.feeds.item_fields import InvalidItem
+from services.feeds.listing import ItemFilter
 from services.feeds.syndication import FeedQuery
 from shared.database import engine
 from tests.partner_server import Resource
@@ -61,6 +62,18 @@ def shown_text(detail: Any) -> str:
         assert elements(value) == [], f"live markup in {value!r}"
         return html.unescape(value)
     return value
+
+
+def as_feedparser_reads(text: str) -> str:
+    """``text`` as feedparser hands it back from a UTF-8 feed. feedparser "repairs" every
+    text that reads as UTF-8 mistaken for ISO-8859-1 (``mixin.py``, "address common error
+    where people take data that is already utf-8, presume that it is iso-8859-1, and
+    re-encode it"), so a title that really is ``Â¡`` comes back as ``¡``: the checker's
+    guess, not a fault of the feed, which carries ``Â¡``."""
+    try:
+        return text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def no_live_markup(detail: Any) -> None:
@@ -200,9 +213,9 @@ def test_any_title_and_summary_round_trip(title: str, summary: str) -> None:
     query = FeedQuery(ItemFilter())
     for fmt in ("rss", "atom"):
         entry = parse(syndication.render_feed(fmt, query).body).entries[0]
-        assert shown_text(entry.title_detail) == item.title, fmt
+        assert shown_text(entry.title_detail) == as_feedparser_reads(item.title), fmt
         if item.summary:
-            assert shown_text(entry.summary_detail) == item.summary, fmt
+            assert shown_text(entry.summary_detail) == as_feedparser_reads(item.summary), fmt
     data = json.loads(syndication.render_feed("json", query).body)["items"][0]
     assert data["title"] == item.title and data["summary"] == item.summary
     if item.summary:
