@@ -46,7 +46,8 @@ def services_found() -> tuple[Service, ...]:
     """Every service under ``services/``, by name."""
     found = []
     for module in pkgutil.iter_modules(services.__path__):
-        if module.ispkg and (Path(services.__path__[0]) / module.name / "service.py").exists():
+        folder = Path(getattr(module.module_finder, "path", "")) / module.name
+        if module.ispkg and (folder / "service.py").exists():
             found.append(importlib.import_module(f"services.{module.name}.service").SERVICE)
     return tuple(sorted(found, key=lambda service: service.name))
 
