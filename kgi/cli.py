@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scheduler and the web site. Ctrl-C stops all of it."""
     import uvicorn
 
-    from kgi.site import create_site
+    from kgi.site import MAIL_CATCHER_PREFIX, create_site
     from shared.config import get_settings
     from shared.mail.catcher import start_catcher
     from shared.redis_server import RedisServer
@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             children.append(subprocess.Popen([sys.executable, "-m", "kgi", role]))
         print(f"\n  KGI-Infobrief runs at {settings.base_url}/", flush=True)
         if catcher:
-            print(f"  Captured mail: {settings.base_url}/dev/mail/\n", flush=True)
+            print(f"  Captured mail: {settings.base_url}{MAIL_CATCHER_PREFIX}/\n", flush=True)
         uvicorn.run(
             create_site(mail_catcher_page=catcher is not None),
             host=args.host,

@@ -8,12 +8,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from services.subscribers.openapi import OPENAPI
+from services.subscribers.openapi import openapi_document
 from shared.accounts.login import LoginThrottled, authenticate_off_loop
 from shared.errors import TooMany
 from shared.web.auth import login_required
 from shared.web.csrf import verify_csrf
 from shared.web.forms import client_ip, read_form
+from shared.web.paths import path_for
 from shared.web.sessions import log_in, log_out
 from shared.web.templates import render_page
 
@@ -33,7 +34,7 @@ def _safe_next(target: str | None) -> str:
         or target.startswith("//")
         or urlsplit(target).netloc
     ):
-        return "/admin"
+        return path_for("portal:admin")
     return target
 
 
@@ -68,7 +69,7 @@ async def logout(request: Request) -> Response:
     form = await read_form(request)
     verify_csrf(request, form)
     await log_out(request)
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(path_for("portal:home"), status_code=303)
 
 
 @login_required()
@@ -77,7 +78,7 @@ async def admin(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(OPENAPI)
+    return JSONResponse(openapi_document())
 
 
 routes = [

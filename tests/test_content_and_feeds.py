@@ -11,7 +11,7 @@ import httpx
 import icalendar
 import pytest
 
-from services.feeds import content
+from services.feeds import content, item_fields
 from services.feeds.demo import load_demo
 from shared import events
 from shared.database import utcnow
@@ -210,11 +210,11 @@ def test_item_html_is_sanitised_and_titles_are_text():
     )
     assert "<form" not in item.body and "<style" not in item.body and "<iframe" not in item.body
     assert '<a href="https://ok.example/" rel="noopener noreferrer">gut</a>' in item.body
-    with pytest.raises(content.InvalidItem):
+    with pytest.raises(item_fields.InvalidItem):
         content.create_item(
             {"title": "Bild", "lead_image_url": "javascript:alert(1)", "lead_image_alt": "x"}, "e"
         )
-    with pytest.raises(content.InvalidItem):
+    with pytest.raises(item_fields.InvalidItem):
         content.create_item({"title": "Bild", "lead_image_url": "https://img.example/a.jpg"}, "e")
 
 
@@ -368,7 +368,7 @@ def test_feeds_are_paged_with_links(site, monkeypatch):
     ],
 )
 def test_lead_image_urls_are_http_or_our_media(url):
-    with pytest.raises(content.InvalidItem, match="image"):
+    with pytest.raises(item_fields.InvalidItem, match="image"):
         content.create_item({"title": "Bild", "lead_image_url": url, "lead_image_alt": "x"}, "e")
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from services.feeds import aggregate, cache, content, store
+from services.feeds import aggregate, cache, content, listing, store
 from services.feeds.parse import Entry
 from shared.database import engine, utcnow
 from shared.redis_client import get_redis
@@ -69,7 +69,7 @@ def test_hiding_a_partner_item_moves_last_modified_forward(site: str) -> None:
     first = httpx.get(f"{site}/news/feed.atom?partners=1")
     assert "Partnernews" in first.text
     next_second()
-    item = content.partner_items()[0]
+    item = listing.partner_items()[0]
     admin = login(site)
     admin.post(
         f"/news/admin/partner/{item.id}/hide",

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.feeds import actors, aggregate, content, store
+from services.feeds import actors, aggregate, content, listing, store
 from shared.database import engine, read_connection, utcnow
 from tests.conftest import csrf_of, login
 from tests.partner_server import Resource
@@ -103,7 +103,7 @@ def test_a_partner_entry_with_control_characters_breaks_no_feed(site: str, partn
     source = aggregate.add_source(partner.url("/bell.rss"), name="Partner\x07")
     report = aggregate.fetch_source(source.id)
     assert report.new == 1, report
-    item = content.partner_items()[0]
+    item = listing.partner_items()[0]
     for text in (item.title, item.summary, item.body, *item.tags, item.author or ""):
         assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", text), text
     for fmt in ("rss", "atom", "json"):

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.feeds import actors, aggregate, content, revisions, store
+from services.feeds import actors, aggregate, content, listing, revisions, store
 from services.feeds.parse import Entry
 from shared.database import engine, read_connection, utcnow
 from tests.conftest import csrf_of, login
@@ -160,7 +160,7 @@ def create(client: httpx.Client, role: str, site: str) -> str:
         "/news/admin/new",
         data={"csrf_token": token(client), "title": f"Neu von {role}", "kind": "news"},
     )
-    return judged(response, bool(content.editor_items(query=f"Neu von {role}")))
+    return judged(response, bool(listing.editor_items(query=f"Neu von {role}")))
 
 
 def edit_in(state: str) -> Callable[[httpx.Client, str, str], str]:
@@ -280,7 +280,7 @@ def source_action(
             "resume": now is not None and not now.paused,
             "fetch": sent == [source.id],
             "delete": now is None,
-            "hide": all(i.hidden for i in content.partner_items() if i.source_id == source.id),
+            "hide": all(i.hidden for i in listing.partner_items() if i.source_id == source.id),
         }
         return judged(response, effects[action])
 

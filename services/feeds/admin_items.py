@@ -18,16 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services.feeds import content, media, revisions, store
-from services.feeds.content import (
-    EDITORS_TIME_ZONE,
-    InvalidItem,
-    row_id,
-)
+from services.feeds import content, listing, media, revisions, store
 from services.feeds.form_input import ItemForm, checked_form, read_item_form, text_field
+from services.feeds.item_fields import EDITORS_TIME_ZONE, InvalidItem, row_id
 from services.feeds.store import KINDS, STATES, Item, Revision
 from shared.database import read_connection
 from shared.web.auth import login_required
+from shared.web.paths import path_for
 from shared.web.sessions import current_user
 from shared.web.templates import render_page
 
@@ -80,11 +77,11 @@ def admin_items(request: Request) -> Response:
         request,
         "feeds/admin/items.html",
         {
-            "items": content.editor_items(state, query),
+            "items": listing.editor_items(state, query),
             "state": state,
             "states": STATES,
             "query": query,
-            "partner_items": content.partner_items(50),
+            "partner_items": listing.partner_items(50),
             "under_review": revisions.items_under_review(),
         },
     )
@@ -129,7 +126,7 @@ def _editor_form(
             "kinds": KINDS,
             "history": history,
             "transitions": content.TRANSITIONS,
-            "others": content.editor_items(),
+            "others": listing.editor_items(),
             "version": content.version_of(item) if item else "",
             "revision": revision,
             "revision_version": revisions.version_of(revision) if revision else "",
@@ -165,7 +162,7 @@ def _create(request: Request, form: ItemForm) -> Response:
         item = content.create_item(fields, _user(request)["email"])
     except InvalidItem as exc:
         return _editor_form(request, None, fields, {exc.field: exc.message}, 422)
-    return RedirectResponse(f"/news/admin/{item.id}?saved=1", status_code=303)
+    return RedirectResponse(path_for("feeds:admin_item", id=item.id) + "?saved=1", status_code=303)
 
 
 @login_required()
@@ -198,7 +195,9 @@ def _save(request: Request, item_id: int, form: ItemForm) -> Response:
     except InvalidItem as exc:
         return _editor_form(request, item, fields, {exc.field: exc.message}, 422)
     saved = "revision" if revision is not None else "1"
-    return RedirectResponse(f"/news/admin/{item_id}?saved={saved}", status_code=303)
+    return RedirectResponse(
+        path_for("feeds:admin_item", id=item_id) + f"?saved={saved}", status_code=303
+    )
 
 
 @login_required()
@@ -212,7 +211,7 @@ def _step(request: Request, item_id: int, step: str, comment: str, version: str)
     user = _user(request)
     # The form always carries the version shown; a missing one matches nothing.
     content.transition(item_id, step, user["email"], user["role"], comment or None, version)
-    return RedirectResponse(f"/news/admin/{item_id}", status_code=303)
+    return RedirectResponse(path_for("feeds:admin_item", id=item_id), status_code=303)
 
 
 @login_required()
@@ -240,7 +239,7 @@ def _decide(request: Request, item_id: int, form: dict[str, str]) -> Response:
         user["role"],
         form["comment"] or None,
     )
-    return RedirectResponse(f"/news/admin/{item_id}", status_code=303)
+    return RedirectResponse(path_for("feeds:admin_item", id=item_id), status_code=303)
 
 
 @login_required("admin")
@@ -254,7 +253,7 @@ async def admin_revision(request: Request) -> Response:
 
 def _hide(request: Request, item_id: int, hidden: bool) -> Response:
     content.set_hidden(item_id, hidden, _user(request)["email"])
-    return RedirectResponse("/news/admin/#partner", status_code=303)
+    return RedirectResponse(path_for("feeds:admin") + "#partner", status_code=303)
 
 
 @login_required("admin")

@@ -17,6 +17,7 @@ from services.feeds import aggregate
 from services.feeds.form_input import checked_form, text_field
 from shared.errors import BadRequest
 from shared.web.auth import login_required
+from shared.web.paths import path_for
 from shared.web.sessions import current_user
 from shared.web.templates import render_page
 
@@ -63,7 +64,7 @@ def _add(request: Request, values: dict[str, str]) -> Response:
         )
     except aggregate.InvalidSource as exc:
         return _page(request, values, str(exc), 422)
-    return RedirectResponse("/news/admin/sources?added=1", status_code=303)
+    return RedirectResponse(path_for("feeds:admin_sources") + "?added=1", status_code=303)
 
 
 @login_required("admin")
@@ -91,7 +92,7 @@ def _act(request: Request, source_id: int, action: str) -> Response:
         aggregate.hide_items(source_id, user.get("email", ""))
     else:
         aggregate.delete_source(source_id)
-    return RedirectResponse("/news/admin/sources", status_code=303)
+    return RedirectResponse(path_for("feeds:admin_sources"), status_code=303)
 
 
 @login_required("admin")

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.feeds import cache, store
-from services.feeds.content import row_id, slugify, unique_slug
 from services.feeds.fetch import FetchError, fetch, url_problem
+from services.feeds.item_fields import row_id, slugify, unique_slug
 from services.feeds.parse import Entry, ParseError, check_selectors, parse_feed, parse_page
 from services.feeds.sanitize import plain_text, writable
 from services.feeds.store import (

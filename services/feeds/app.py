@@ -1,4 +1,4 @@
-"""Routes of the feeds service, mounted at ``/news``: public pages, feeds, and the admin."""
+"""Routes of the feeds service (prefix in service.py): public pages, feeds, and the admin."""
 
 from __future__ import annotations
 

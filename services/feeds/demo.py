@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from services.feeds import cache, store
-from services.feeds.content import check_fields, slugify, unique_slug
+from services.feeds.item_fields import check_fields, slugify, unique_slug
 from shared.database import engine, utcnow
 
 DEMO_FILE = Path(__file__).parent / "demo" / "demo-content.json"

@@ -23,6 +23,7 @@ from services.feeds.sanitize import writable
 from shared.config import get_settings
 from shared.database import utcnow
 from shared.ratelimit import concurrency_slot
+from shared.web.paths import absolute_url_for
 
 #: Seconds to wait for a connection, and for each read from it.
 CONNECT_TIMEOUT_SECONDS = 10
@@ -103,7 +104,7 @@ def checked_url(url: str) -> SplitResult:
 
 def user_agent() -> str:
     """The User-Agent of every fetch: who we are and where to read about it."""
-    return f"KGI-Infobrief-Aggregator/1.0 (+{get_settings().base_url}/news/)"
+    return f"KGI-Infobrief-Aggregator/1.0 (+{absolute_url_for('feeds:news')})"
 
 
 def _allowed(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shared.config import get_settings
 from shared.errors import Invalid
+from shared.web.paths import path_for
 
 #: Largest image accepted (5 MiB).
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -25,9 +26,6 @@ MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "web
 
 #: A stored file's name: the content hash and the extension of its checked type.
 MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$")
-
-#: Where stored files are served; lead images may point only here or to http(s) URLs.
-MEDIA_PREFIX = "/news/media/"
 
 
 class InvalidImage(Invalid, ValueError):
@@ -50,7 +48,7 @@ def image_type(data: bytes) -> str | None:
 
 
 def save_image(data: bytes) -> str:
-    """Store the image; returns its public path (``/news/media/<hash>.<ext>``)."""
+    """Store the image; returns its public path (:func:`media_url` of ``<hash>.<ext>``)."""
     if len(data) > MAX_IMAGE_BYTES:
         raise InvalidImage("The image is larger than 5 MB.")
     extension = image_type(data)
@@ -64,7 +62,12 @@ def save_image(data: bytes) -> str:
         temporary = directory / f".{name}.tmp"
         temporary.write_bytes(data)
         temporary.rename(path)
-    return MEDIA_PREFIX + name
+    return media_url(name)
+
+
+def media_url(name: str) -> str:
+    """The public path of the stored file ``name`` (the ``feeds:media`` route)."""
+    return path_for("feeds:media", name=name)
 
 
 def media_path(name: str) -> Path | None:
@@ -76,8 +79,10 @@ def media_path(name: str) -> Path | None:
 
 
 def is_media_url(url: str) -> bool:
-    """True for the public path of a stored image (no other path, no ``..``)."""
-    return url.startswith(MEDIA_PREFIX) and MEDIA_NAME.match(url[len(MEDIA_PREFIX) :]) is not None
+    """True for the public path of a stored image (no other path, no ``..``): lead images
+    may point only there or to http(s) URLs."""
+    name = url.rpartition("/")[2]
+    return MEDIA_NAME.match(name) is not None and url == media_url(name)
 
 
 def media_type(name: str) -> str:

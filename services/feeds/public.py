@@ -13,11 +13,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from services.feeds import cache, content, media, revisions, store
-from services.feeds.content import EARLIEST_DATE, LATEST_DATE, ItemFilter, row_id
+from services.feeds import cache, listing, media, revisions, store
+from services.feeds.item_fields import EARLIEST_DATE, LATEST_DATE, MAX_TAG_LENGTH, row_id
+from services.feeds.listing import ItemFilter
 from services.feeds.sanitize import writable
 from services.feeds.store import KINDS
-from services.feeds.syndication import FeedQuery, render_calendar, render_feed
+from services.feeds.syndication import FeedQuery, item_url, render_calendar, render_feed
 from shared.config import get_settings
 from shared.database import read_connection
 from shared.errors import Invalid, NotFound
@@ -40,7 +41,7 @@ FEED_MAX_AGE_SECONDS = 300
 API_LIMIT = 200
 
 #: Longest tag filter taken from a query (as long as the longest tag).
-MAX_TAG_FILTER = content.MAX_TAG_LENGTH
+MAX_TAG_FILTER = MAX_TAG_LENGTH
 
 NOTHING_HERE = "There is nothing at this address."
 
@@ -82,7 +83,7 @@ def conditional(request: Request, rendered: cache.Rendered) -> Response:
 def news_list(request: Request) -> Response:
     """The public list of news and conference reports, filtered and paged."""
     selection, page = selection_from(request)
-    found, total = content.public_items(selection, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
+    found, total = listing.public_items(selection, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
     pages = max(1, -(-total // LIST_PAGE_SIZE))
     if page > pages:
         raise NotFound("There is no such page.")
@@ -96,7 +97,7 @@ def news_list(request: Request) -> Response:
             "page": page,
             "pages": pages,
             "total": total,
-            "tags": content.all_tags(selection.include_partners),
+            "tags": listing.all_tags(selection.include_partners),
             "feeds": {fmt: query.url(fmt) for fmt in ("rss", "atom", "json")},
             "query": query.query_string,
         },
@@ -112,9 +113,9 @@ def news_item(request: Request) -> Response:
             store.get_item(conn, item.translation_id) if item and item.translation_id else None
         )
     staff = current_user(request) is not None
-    if item is None or (not staff and not content.is_visible(item)):
+    if item is None or (not staff and not listing.is_visible(item)):
         raise NotFound(NOTHING_HERE)
-    if translation is not None and not content.is_visible(translation):
+    if translation is not None and not listing.is_visible(translation):
         translation = None
     shown, revision = item, None
     if staff and request.query_params.get("revision") == "pending":
@@ -127,7 +128,7 @@ def news_item(request: Request) -> Response:
         {
             "item": shown,
             "translation": translation,
-            "preview": not content.is_visible(item) or revision is not None,
+            "preview": not listing.is_visible(item) or revision is not None,
             "revision": revision,
             "feeds": {
                 fmt: FeedQuery(ItemFilter(kind=item.kind)).url(fmt)
@@ -184,7 +185,7 @@ def api_items(request: Request) -> Response:
         limit = max(1, min(int(request.query_params.get("limit", "50")), API_LIMIT))
     except ValueError:
         raise Invalid("limit must be a number.", "limit") from None
-    found, total = content.public_items(selection, limit, (page - 1) * limit)
+    found, total = listing.public_items(selection, limit, (page - 1) * limit)
     return JSONResponse(
         {"total": total, "page": page, "items": [item_json(item) for item in found]}
     )
@@ -202,7 +203,7 @@ def item_json(item: store.Item) -> dict[str, Any]:
         "language": item.language,
         "title": item.title,
         "summary": item.summary,
-        "url": settings.absolute_url(item.path),
+        "url": item_url(item),
         "external_url": item.link if item.is_partner else None,
         "tags": item.tags,
         "image": (settings.absolute_url(image) if image and image.startswith("/") else image),

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.feeds import cache, content, store
+from services.feeds import cache, content, item_fields, store
 from services.feeds.content import CHANGED_MEANWHILE, NotAllowed, WorkflowError
 from services.feeds.store import (
     CONTENT_FIELDS,
@@ -60,7 +60,7 @@ def items_under_review() -> set[int]:
 def save_edit(item_id: int, fields: dict[str, Any], actor: str, role: str) -> Revision | None:
     """Save an edit from the item form: into the pending revision when it needs review
     (returned), else directly into the item (None). Raises InvalidItem or NoSuchItem."""
-    values = content.check_fields(fields)
+    values = item_fields.check_fields(fields)
     with engine("feeds").begin() as conn:
         item = content.network_item(conn, item_id)
         pending = store.pending_revision(conn, item_id)
@@ -74,7 +74,7 @@ def save_edit(item_id: int, fields: dict[str, Any], actor: str, role: str) -> Re
 
 def submit_revision(item_id: int, fields: dict[str, Any], actor: str) -> Revision:
     """Propose ``fields`` as the new content of ``item_id``, whatever its state."""
-    values = content.check_fields(fields)
+    values = item_fields.check_fields(fields)
     with engine("feeds").begin() as conn:
         item = content.network_item(conn, item_id)
         return _store_revision(conn, item, store.pending_revision(conn, item_id), values, actor)

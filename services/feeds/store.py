@@ -192,11 +192,6 @@ class Item:
     source_name: str | None = None
 
     @property
-    def path(self) -> str:
-        """The item's stable page on this site."""
-        return f"/news/{self.slug}"
-
-    @property
     def is_partner(self) -> bool:
         return self.origin == PARTNER
 

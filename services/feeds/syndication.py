@@ -25,12 +25,6 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from services.feeds.cache import Rendered
-from services.feeds.content import (
-    ItemFilter,
-    last_public_change,
-    next_visibility_change,
-    public_items,
-)
 from services.feeds.feed_text import (
     as_html,
     body_text,
@@ -39,12 +33,19 @@ from services.feeds.feed_text import (
     printable,
     rss_title,
 )
+from services.feeds.listing import (
+    ItemFilter,
+    last_public_change,
+    next_visibility_change,
+    public_items,
+)
 from services.feeds.sanitize import writable
 from services.feeds.store import CONFERENCE_REPORT, NEWS, Item
 from shared.config import get_settings
 from shared.database import utcnow
 from shared.errors import NotFound
 from shared.i18n import translate
+from shared.web.paths import absolute_url_for
 
 #: Items per feed page; older items are reached through the ``next`` link.
 FEED_PAGE_SIZE = 50
@@ -79,6 +80,7 @@ class FeedQuery:
 
     @property
     def query_string(self) -> str:
+        """The selection and page as a query string, parameters always in the same order."""
         params: list[tuple[str, str]] = []
         s = self.selection
         if s.kind:
@@ -94,9 +96,9 @@ class FeedQuery:
         return urlencode(params)
 
     def url(self, fmt: str, page: int | None = None) -> str:
+        """The absolute URL of this selection's feed in ``fmt``, at ``page`` (else this one)."""
         query = FeedQuery(self.selection, page or self.page).query_string
-        path = f"/news/feed.{fmt}"
-        return get_settings().absolute_url(path + ("?" + query if query else ""))
+        return absolute_url_for("feeds:feed", fmt=fmt) + ("?" + query if query else "")
 
 
 def feed_title(selection: ItemFilter) -> str:
@@ -111,13 +113,19 @@ def feed_title(selection: ItemFilter) -> str:
     return "KGI – " + " · ".join(parts)
 
 
+def item_url(item: Item) -> str:
+    """The absolute URL of the item's page on this site (also a partner item's: the
+    original is linked from there)."""
+    return absolute_url_for("feeds:item", slug=item.slug)
+
+
 def item_id(item: Item) -> tuple[str, bool]:
     """(stable unique id, whether it is a permalink). Own items: their page URL, which
     never changes. Partner items: a tag URI of ours, since their GUIDs may collide."""
     if item.is_partner:
         host = urlsplit(get_settings().base_url).hostname or "localhost"
         return f"tag:{host},2026:partner-item-{item.id}", False
-    return get_settings().absolute_url(item.path), True
+    return item_url(item), True
 
 
 def last_modified(items: list[Item]) -> datetime:
@@ -158,14 +166,9 @@ def render_feed(fmt: str, query: FeedQuery) -> Rendered:
     return Rendered(body, MEDIA_TYPES[fmt], weak_etag(body), modified, _valid_until())
 
 
-def _link_for(item: Item) -> str:
-    return get_settings().absolute_url(item.path)
-
-
 def _feedgen(
     fmt: str, query: FeedQuery, items: list[Item], has_next: bool, modified: datetime
 ) -> bytes:
-    settings = get_settings()
     rss = fmt == "rss"
     fg = FeedGenerator()
     fg.load_extension("dc")
@@ -176,7 +179,7 @@ def _feedgen(
         translate("News and conference reports from the network", query.selection.language or "de")
     )
     fg.link(href=query.url(fmt), rel="self", type=MEDIA_TYPES[fmt].split(";")[0])
-    fg.link(href=settings.absolute_url("/news/"), rel="alternate", type="text/html")
+    fg.link(href=absolute_url_for("feeds:news"), rel="alternate", type="text/html")
     if fmt == "atom":
         fg.link(href=query.url(fmt, 1), rel="first")
         if query.page > 1:
@@ -195,7 +198,7 @@ def _feedgen(
         entry.id(identifier)
         entry.guid(identifier, permalink=permalink)
         entry.title(rss_title(item.title) if rss else item.title)
-        link = item.link if item.is_partner and item.link else _link_for(item)
+        link = item.link if item.is_partner and item.link else item_url(item)
         entry.link(href=link, rel="alternate")
         entry.published(item.published_at or item.created_at)
         entry.updated(item.updated_at)
@@ -254,7 +257,7 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
     feed: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed_title(query.selection),
-        "home_page_url": settings.absolute_url("/news/"),
+        "home_page_url": absolute_url_for("feeds:news"),
         "feed_url": query.url("json"),
         "language": query.selection.language or "de",
         "authors": [{"name": "KGI-Infobrief"}],
@@ -267,7 +270,7 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
         identifier, _ = item_id(item)
         entry: dict[str, object] = {
             "id": identifier,
-            "url": _link_for(item),
+            "url": item_url(item),
             "title": item.title,
             "summary": item.summary,
             "content_html": item.body or paragraph(item.summary),
@@ -322,7 +325,7 @@ def render_calendar(selection: ItemFilter) -> Rendered:
             event.add("location", item.event_location)
         if item.summary:
             event.add("description", item.summary)
-        event.add("url", _link_for(item))
+        event.add("url", item_url(item))
         if item.event_organiser:
             event.add(
                 "organizer", f"MAILTO:noreply@{host}", parameters={"CN": item.event_organiser}

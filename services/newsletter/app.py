@@ -1,4 +1,4 @@
-"""Routes of the newsletter service, mounted at ``/newsletter``: the public archive with
+"""Routes of the newsletter service (prefix in service.py): the public archive with
 its feeds, and the admin where issues are composed, previewed, tested and sent.
 
 Editors compose: they create issues, edit texts and items, preview them and send a test
@@ -38,6 +38,7 @@ from shared.mail.transport import PermanentMailError
 from shared.web.auth import login_required
 from shared.web.conditional import conditional_response
 from shared.web.forms import form_endpoint, form_text, parse_row_id
+from shared.web.paths import path_for
 from shared.web.sessions import current_user
 from shared.web.templates import render_page
 
@@ -107,7 +108,9 @@ def _issue_or_404(issue_id: int) -> store.Issue:
 
 def _back(issue_id: int, message: str | None = None) -> RedirectResponse:
     suffix = f"?message={message}" if message else ""
-    return RedirectResponse(f"/newsletter/admin/{issue_id}{suffix}", status_code=303)
+    return RedirectResponse(
+        path_for("newsletter:admin_issue", id=issue_id) + suffix, status_code=303
+    )
 
 
 @login_required()
@@ -129,7 +132,7 @@ def admin_new(request: Request, form: FormData) -> Response:
         form_text(form, "subject") or None,
         creator_language=request_language(request),
     )
-    return RedirectResponse(f"/newsletter/admin/{issue.id}", status_code=303)
+    return RedirectResponse(path_for("newsletter:admin_issue", id=issue.id), status_code=303)
 
 
 def _candidates(

@@ -14,6 +14,7 @@ from services.newsletter.store import SENT, issues
 from shared.config import get_settings
 from shared.database import read_connection
 from shared.i18n import LANGUAGES
+from shared.web.paths import absolute_url_for
 
 #: The feed formats served at ``/newsletter/archive/feed.{format}``, with their media types.
 FEED_MEDIA_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
@@ -54,12 +55,12 @@ def build_feed(fmt: str) -> ArchiveFeed:
     sent = sent_issues()[:FEED_LENGTH]
     updated = max((i.finished_at or i.updated_at for i in sent), default=EMPTY_ARCHIVE_UPDATED)
     feed = FeedGenerator()
-    feed.id(settings.absolute_url("/newsletter/archive/"))
+    feed.id(absolute_url_for("newsletter:archive"))
     feed.title("KGI-Infobrief – Archiv")
     feed.subtitle("Alle Ausgaben des KGI-Infobriefs")
-    feed.author({"name": FEED_AUTHOR, "uri": settings.absolute_url("/")})
-    feed.link(href=settings.absolute_url(f"/newsletter/archive/feed.{fmt}"), rel="self")
-    feed.link(href=settings.absolute_url("/newsletter/archive/"), rel="alternate")
+    feed.author({"name": FEED_AUTHOR, "uri": absolute_url_for("portal:home")})
+    feed.link(href=absolute_url_for("newsletter:archive_feed", fmt=fmt), rel="self")
+    feed.link(href=absolute_url_for("newsletter:archive"), rel="alternate")
     feed.language("de")
     feed.updated(updated)
     # feedgen stamps RSS with the time of rendering otherwise: the body, and so its

@@ -20,6 +20,7 @@ from shared.mail import return_paths
 from shared.mail.message import ISSUE, SUMMARY, PreparedMessage
 from shared.mail.outbox import COMMITTED, DELIVERED, FAILED, SKIPPED
 from shared.mail.transport import PermanentMailError, SMTPTransport, TemporaryMailError
+from shared.web.paths import absolute_url_for
 from shared.web.templates import render_text
 
 logger = logging.getLogger("kgi.newsletter.editor_mails")
@@ -51,7 +52,7 @@ def send_summary(issue_id: int) -> None:
         failed=counts[FAILED],
         skipped=counts[SKIPPED],
         failures=failures,
-        issue_url=get_settings().absolute_url(f"/newsletter/admin/{issue_id}"),
+        issue_url=absolute_url_for("newsletter:admin_issue", id=issue_id),
     )
     subject = f"{translate('Sent', language)}: {issue.subject}"
     data = PreparedMessage(subject, SUMMARY).render(issue.created_by, "", text)
@@ -66,7 +67,7 @@ def send_test(issue_id: int, addresses: list[str], actor: str) -> None:
     """Send the issue, marked as a test, to ``addresses`` (no personal links)."""
     issue = store.issue_of(issue_id)
     rendered = rendered_of(issue)
-    signup = get_settings().absolute_url("/subscribers/signup")
+    signup = absolute_url_for("subscribers:signup")
     html, text = personalise(rendered, Recipient("Test", signup, signup))
     message = PreparedMessage(
         f"[TEST] {issue.subject}",

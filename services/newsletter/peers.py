@@ -15,6 +15,7 @@ import httpx
 from shared.config import get_settings
 from shared.errors import Unavailable
 from shared.service_auth import service_headers
+from shared.web.paths import path_for
 
 #: Seconds to wait for another service to answer (streams: between two chunks).
 PEER_TIMEOUT_SECONDS = 30
@@ -61,7 +62,7 @@ def published_items(
         params["tag"] = tag
     try:
         with _client(get_settings().feeds_url) as client:
-            response = client.get("/news/api/items", params=params)
+            response = client.get(path_for("feeds:api_items"), params=params)
             response.raise_for_status()
             return list(response.json()["items"])
     except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -74,7 +75,7 @@ def audience(language: str) -> Iterator[dict[str, Any]]:
         with (
             _client(get_settings().subscribers_url) as client,
             client.stream(
-                "GET", "/subscribers/internal/audience", params={"language": language}
+                "GET", path_for("subscribers:internal_audience"), params={"language": language}
             ) as response,
         ):
             response.raise_for_status()
@@ -89,7 +90,9 @@ def still_confirmed(subscriber_ids: list[int]) -> set[int]:
     """Which of these subscribers are confirmed right now."""
     try:
         client = _subscribers_client()
-        response = client.post("/subscribers/internal/confirmed", json={"ids": subscriber_ids})
+        response = client.post(
+            path_for("subscribers:internal_confirmed"), json={"ids": subscriber_ids}
+        )
         response.raise_for_status()
         return set(response.json()["confirmed"])
     except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -100,7 +103,9 @@ def issue_feedback(issue_id: int) -> dict[str, int]:
     """Subscribers with a bounce or complaint about ``issue_id``, by kind of report (the
     subscribers service records them as they come back)."""
     try:
-        response = _subscribers_client().get(f"/subscribers/internal/issues/{issue_id}/feedback")
+        response = _subscribers_client().get(
+            path_for("subscribers:internal_issue_feedback", id=issue_id)
+        )
         response.raise_for_status()
         counts = response.json()
         return {str(kind): int(count) for kind, count in counts.items()}

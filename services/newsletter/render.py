@@ -23,6 +23,7 @@ from services.newsletter.store import Issue
 from shared.config import get_settings
 from shared.database import read_connection
 from shared.mail.plain_text import html_to_text, wrap_text
+from shared.web.paths import absolute_url_for
 from shared.web.templates import render_text
 
 #: Placeholders for the per-recipient parts (plain ASCII, untouched by premailer).
@@ -132,5 +133,5 @@ def personalise(rendered: RenderedIssue, recipient: Recipient) -> tuple[str, str
 
 def public_version(rendered: RenderedIssue) -> tuple[str, str]:
     """The archive's version: no personal name or links (they point to the sign-up page)."""
-    signup = get_settings().absolute_url("/subscribers/signup")
+    signup = absolute_url_for("subscribers:signup")
     return personalise(rendered, Recipient("", signup, signup))

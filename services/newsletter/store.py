@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from shared.database import UTCDateTime, engine, read_connection, utcnow
 from shared.errors import NotFound
 from shared.mail.outbox import OUTBOX_STATES, outbox_columns
+from shared.web.paths import path_for
 
 #: Issue states. ``overdue``: a schedule passed while the system was down; an editor
 #: confirms before anything is sent.
@@ -136,7 +137,8 @@ class Issue:
 
     @property
     def archive_path(self) -> str:
-        return f"/newsletter/archive/{self.id}"
+        """The issue's page in the public archive."""
+        return path_for("newsletter:archive_issue", id=self.id)
 
 
 def get_issue(conn: Connection, issue_id: int) -> Issue | None:

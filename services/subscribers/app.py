@@ -1,4 +1,4 @@
-"""Routes of the subscribers service, mounted at ``/subscribers``.
+"""Routes of the subscribers service (mounted where its descriptor says).
 
 Endpoints that touch the database or Redis are plain functions (Starlette runs them in
 the threadpool) or read their body on the event loop and hand the rest to the
@@ -16,16 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.subscribers import (
-    audience,
-    feedback,
-    optin,
-    privacy,
-    relay_webhooks,
-    store,
-    transfer,
-)
-from services.subscribers.openapi import OPENAPI
+from services.subscribers import audience, feedback, optin, privacy, relay_webhooks, store, transfer
+from services.subscribers.openapi import openapi_document
 from services.subscribers.store import STATUSES, Context, Subscriber
 from shared.addresses import InvalidInput
 from shared.database import read_connection
@@ -35,6 +27,7 @@ from shared.service_auth import require_service
 from shared.web.auth import login_required
 from shared.web.convertors import MAX_ROW_ID
 from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
+from shared.web.paths import path_for
 from shared.web.templates import render_page
 
 #: Name of the hidden field that only bots fill in.
@@ -71,7 +64,7 @@ def signup_submit(request: Request, form: FormData) -> Response:
     fields = {key: form_text(form, key) for key in ("email", "name", "language")}
     if form.get(HONEYPOT_FIELD):
         # A bot filled the invisible field: answer as for everyone, do nothing.
-        return RedirectResponse("/subscribers/signup/sent", status_code=303)
+        return RedirectResponse(path_for("subscribers:signup_sent"), status_code=303)
     try:
         checked = optin.check_signup(fields, request_language(request))
     except InvalidInput as exc:
@@ -84,7 +77,7 @@ def signup_submit(request: Request, form: FormData) -> Response:
     optin.check_client_allowance(client_ip(request))
     source = request.headers.get("referer") or str(request.url)
     optin.sign_up(checked, _context(request, source))
-    return RedirectResponse("/subscribers/signup/sent", status_code=303)
+    return RedirectResponse(path_for("subscribers:signup_sent"), status_code=303)
 
 
 async def signup_sent(request: Request) -> Response:
@@ -111,7 +104,7 @@ def _subscribe_from_api(request: Request, data: dict[str, object]) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(OPENAPI)
+    return JSONResponse(openapi_document())
 
 
 # --- links from mails --------------------------------------------------------------

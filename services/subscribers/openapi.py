@@ -3,11 +3,13 @@ internal API the newsletter service calls with the service token."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from services.subscribers.audience import MAX_CONFIRMED_IDS
 from services.subscribers.feedback import EFFECTIVE_KINDS
 from shared.web.convertors import MAX_ROW_ID
+from shared.web.paths import path_template
 
 _ERROR = {
     "type": "object",
@@ -100,212 +102,217 @@ _DOCUMENT = {
     },
 }
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "KGI-Infobrief subscribers API",
-        "version": "1.1.0",
-        "description": (
-            "Sign-up for the KGI-Infobrief with double opt-in. The answer is the same whether "
-            "the address is new or known, so the API cannot be used to find out who "
-            "subscribes. The `/subscribers/internal/` operations serve the platform's own "
-            "newsletter service and need its bearer token."
-        ),
-    },
-    "paths": {
-        "/subscribers/api/subscriptions": {
-            "post": {
-                "summary": "Sign up an address (sends a confirmation mail)",
-                "operationId": "subscribe",
-                "requestBody": {"required": True, "content": _json(_SUBSCRIPTION)},
-                "responses": {
-                    "202": {
-                        "description": "Accepted; a confirmation mail follows if possible.",
-                        "content": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "status": {"const": "accepted"},
-                                    "message": {"type": "string"},
-                                },
-                                "required": ["status", "message"],
-                            }
-                        ),
-                    },
-                    **_BODY_ERRORS,
-                    "422": _error("A field is invalid (see `field`)."),
-                    "429": _error("Too many sign-ups from this client; see Retry-After."),
-                },
-            }
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of the subscribers API (its paths read from the route table,
+    so it is made once the registry has installed it)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "KGI-Infobrief subscribers API",
+            "version": "1.1.0",
+            "description": (
+                "Sign-up for the KGI-Infobrief with double opt-in. The answer is the same whether "
+                "the address is new or known, so the API cannot be used to find out who "
+                "subscribes. The internal operations serve the platform's own "
+                "newsletter service and need its bearer token."
+            ),
         },
-        "/subscribers/api/hooks/mailgun": {
-            "post": {
-                "summary": "Mailgun's webhook: bounces, complaints, unsubscribes",
-                "description": (
-                    "Mailgun's JSON event with its `signature` object, verified with "
-                    "KGI_MAILGUN_WEBHOOK_KEY (HMAC-SHA256 over timestamp and token; at most "
-                    "5 minutes old)."
-                ),
-                "operationId": "mailgunWebhook",
-                "requestBody": {"required": True, "content": _json({"type": "object"})},
-                "responses": _WEBHOOK_RESPONSES,
-            }
-        },
-        "/subscribers/api/hooks/sendgrid": {
-            "post": {
-                "summary": "SendGrid's signed Event Webhook: bounces, complaints, unsubscribes",
-                "description": (
-                    "A JSON array of events, verified with the ECDSA key in "
-                    "KGI_SENDGRID_WEBHOOK_KEY over the timestamp header and the body."
-                ),
-                "operationId": "sendgridWebhook",
-                "parameters": [
-                    {
-                        "name": name,
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                    for name in (
-                        "X-Twilio-Email-Event-Webhook-Signature",
-                        "X-Twilio-Email-Event-Webhook-Timestamp",
-                    )
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": _json({"type": "array", "items": {"type": "object"}}),
-                },
-                "responses": _WEBHOOK_RESPONSES,
-            }
-        },
-        "/subscribers/internal/audience": {
-            "get": {
-                "summary": "Confirmed subscribers of one language, streamed",
-                "description": (
-                    "One JSON object per line (`application/x-ndjson`), each a `Recipient`, "
-                    "in id order."
-                ),
-                "operationId": "audience",
-                "security": [{"serviceToken": []}],
-                "parameters": [
-                    {
-                        "name": "language",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "enum": ["de", "en"], "default": "de"},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Recipients as JSON lines (empty when there are none).",
-                        "content": {
-                            "application/x-ndjson": {
-                                "schema": {"$ref": "#/components/schemas/Recipient"}
-                            }
-                        },
-                    },
-                    **_FORBIDDEN,
-                    "422": _error("The language is not de or en."),
-                },
-            }
-        },
-        "/subscribers/internal/confirmed": {
-            "post": {
-                "summary": "Which of these subscribers are confirmed right now",
-                "operationId": "stillConfirmed",
-                "security": [{"serviceToken": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "ids": {
-                                    "type": "array",
-                                    "maxItems": MAX_CONFIRMED_IDS,
-                                    "items": {
-                                        "type": "integer",
-                                        "minimum": 1,
-                                        "maximum": MAX_ROW_ID,
+        "paths": {
+            path_template("subscribers:api_subscriptions"): {
+                "post": {
+                    "summary": "Sign up an address (sends a confirmation mail)",
+                    "operationId": "subscribe",
+                    "requestBody": {"required": True, "content": _json(_SUBSCRIPTION)},
+                    "responses": {
+                        "202": {
+                            "description": "Accepted; a confirmation mail follows if possible.",
+                            "content": _json(
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "status": {"const": "accepted"},
+                                        "message": {"type": "string"},
                                     },
+                                    "required": ["status", "message"],
+                                }
+                            ),
+                        },
+                        **_BODY_ERRORS,
+                        "422": _error("A field is invalid (see `field`)."),
+                        "429": _error("Too many sign-ups from this client; see Retry-After."),
+                    },
+                }
+            },
+            path_template("subscribers:hook_mailgun"): {
+                "post": {
+                    "summary": "Mailgun's webhook: bounces, complaints, unsubscribes",
+                    "description": (
+                        "Mailgun's JSON event with its `signature` object, verified with "
+                        "KGI_MAILGUN_WEBHOOK_KEY (HMAC-SHA256 over timestamp and token; at most "
+                        "5 minutes old)."
+                    ),
+                    "operationId": "mailgunWebhook",
+                    "requestBody": {"required": True, "content": _json({"type": "object"})},
+                    "responses": _WEBHOOK_RESPONSES,
+                }
+            },
+            path_template("subscribers:hook_sendgrid"): {
+                "post": {
+                    "summary": "SendGrid's signed Event Webhook: bounces, complaints, unsubscribes",
+                    "description": (
+                        "A JSON array of events, verified with the ECDSA key in "
+                        "KGI_SENDGRID_WEBHOOK_KEY over the timestamp header and the body."
+                    ),
+                    "operationId": "sendgridWebhook",
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                        for name in (
+                            "X-Twilio-Email-Event-Webhook-Signature",
+                            "X-Twilio-Email-Event-Webhook-Timestamp",
+                        )
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": _json({"type": "array", "items": {"type": "object"}}),
+                    },
+                    "responses": _WEBHOOK_RESPONSES,
+                }
+            },
+            path_template("subscribers:internal_audience"): {
+                "get": {
+                    "summary": "Confirmed subscribers of one language, streamed",
+                    "description": (
+                        "One JSON object per line (`application/x-ndjson`), each a `Recipient`, "
+                        "in id order."
+                    ),
+                    "operationId": "audience",
+                    "security": [{"serviceToken": []}],
+                    "parameters": [
+                        {
+                            "name": "language",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["de", "en"], "default": "de"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Recipients as JSON lines (empty when there are none).",
+                            "content": {
+                                "application/x-ndjson": {
+                                    "schema": {"$ref": "#/components/schemas/Recipient"}
                                 }
                             },
-                            "required": ["ids"],
-                        }
-                    ),
-                },
-                "responses": {
-                    "200": {
-                        "description": "The subset of `ids` that is confirmed.",
-                        "content": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "confirmed": {"type": "array", "items": {"type": "integer"}}
-                                },
-                                "required": ["confirmed"],
-                            }
-                        ),
+                        },
+                        **_FORBIDDEN,
+                        "422": _error("The language is not de or en."),
                     },
-                    **_FORBIDDEN,
-                    **_BODY_ERRORS,
-                    "422": _error(
-                        f"`ids` is not a list of at most {MAX_CONFIRMED_IDS} subscriber ids."
-                    ),
-                },
-            }
-        },
-        "/subscribers/internal/issues/{id}/feedback": {
-            "get": {
-                "summary": "Bounces and complaints about one newsletter issue",
-                "description": (
-                    "How many subscribers had each kind of report about the issue: hard and "
-                    "soft bounces, complaints, unsubscribes by mail."
-                ),
-                "operationId": "issueFeedback",
-                "security": [{"serviceToken": []}],
-                "parameters": [
-                    {
-                        "name": "id",
-                        "in": "path",
+                }
+            },
+            path_template("subscribers:internal_confirmed"): {
+                "post": {
+                    "summary": "Which of these subscribers are confirmed right now",
+                    "operationId": "stillConfirmed",
+                    "security": [{"serviceToken": []}],
+                    "requestBody": {
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Counts of subscribers by kind of report.",
                         "content": _json(
                             {
                                 "type": "object",
                                 "properties": {
-                                    str(kind): {"type": "integer", "minimum": 0}
-                                    for kind in EFFECTIVE_KINDS
+                                    "ids": {
+                                        "type": "array",
+                                        "maxItems": MAX_CONFIRMED_IDS,
+                                        "items": {
+                                            "type": "integer",
+                                            "minimum": 1,
+                                            "maximum": MAX_ROW_ID,
+                                        },
+                                    }
                                 },
-                                "required": [str(kind) for kind in EFFECTIVE_KINDS],
+                                "required": ["ids"],
                             }
                         ),
                     },
-                    **_FORBIDDEN,
-                    "404": _error("The id is not a number within range."),
-                },
-            }
+                    "responses": {
+                        "200": {
+                            "description": "The subset of `ids` that is confirmed.",
+                            "content": _json(
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "confirmed": {"type": "array", "items": {"type": "integer"}}
+                                    },
+                                    "required": ["confirmed"],
+                                }
+                            ),
+                        },
+                        **_FORBIDDEN,
+                        **_BODY_ERRORS,
+                        "422": _error(
+                            f"`ids` is not a list of at most {MAX_CONFIRMED_IDS} subscriber ids."
+                        ),
+                    },
+                }
+            },
+            path_template("subscribers:internal_issue_feedback"): {
+                "get": {
+                    "summary": "Bounces and complaints about one newsletter issue",
+                    "description": (
+                        "How many subscribers had each kind of report about the issue: hard and "
+                        "soft bounces, complaints, unsubscribes by mail."
+                    ),
+                    "operationId": "issueFeedback",
+                    "security": [{"serviceToken": []}],
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Counts of subscribers by kind of report.",
+                            "content": _json(
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        str(kind): {"type": "integer", "minimum": 0}
+                                        for kind in EFFECTIVE_KINDS
+                                    },
+                                    "required": [str(kind) for kind in EFFECTIVE_KINDS],
+                                }
+                            ),
+                        },
+                        **_FORBIDDEN,
+                        "404": _error("The id is not a number within range."),
+                    },
+                }
+            },
+            path_template("subscribers:openapi"): {"get": {**_DOCUMENT, "operationId": "openapi"}},
+            path_template("portal:openapi"): {"get": {**_DOCUMENT, "operationId": "openapiAtRoot"}},
         },
-        "/subscribers/openapi.json": {"get": {**_DOCUMENT, "operationId": "openapi"}},
-        "/openapi.json": {"get": {**_DOCUMENT, "operationId": "openapiAtRoot"}},
-    },
-    "components": {
-        "schemas": {"Error": _ERROR, "Recipient": _RECIPIENT},
-        "securitySchemes": {
-            "serviceToken": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": (
-                    "HMAC-SHA256 of the installation's secret key over a fixed label "
-                    "(shared.service_auth.service_token); every service of one "
-                    "installation derives the same token."
-                ),
-            }
+        "components": {
+            "schemas": {"Error": _ERROR, "Recipient": _RECIPIENT},
+            "securitySchemes": {
+                "serviceToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "HMAC-SHA256 of the installation's secret key over a fixed label "
+                        "(shared.service_auth.service_token); every service of one "
+                        "installation derives the same token."
+                    ),
+                }
+            },
         },
-    },
-}
+    }

@@ -24,6 +24,7 @@ from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.errors import BadRequest, Gone, TooMany
 from shared.tokens import ExpiredToken, InvalidToken, make_token, read_token
+from shared.web.paths import absolute_url_for
 
 #: Version of the consent text shown beside the sign-up form. Change it whenever the
 #: wording changes, so the consent log says which text each person agreed to.
@@ -75,7 +76,7 @@ def confirmation_url(subscriber: Subscriber) -> str:
     """The link in the confirmation mail (requires an outstanding nonce)."""
     assert subscriber.confirm_nonce, "no confirmation outstanding"
     token = make_token(CONFIRM_PURPOSE, {"id": subscriber.id, "n": subscriber.confirm_nonce})
-    return get_settings().absolute_url(f"/subscribers/confirm/{token}?lang={subscriber.language}")
+    return absolute_url_for("subscribers:confirm", token=token) + f"?lang={subscriber.language}"
 
 
 def manage_token(subscriber: Subscriber) -> str:
@@ -87,11 +88,10 @@ def manage_urls(subscriber: Subscriber) -> tuple[str, str]:
     """(one-click unsubscribe URI, preferences page), both under KGI_BASE_URL and in the
     subscriber's language; one signed token serves both."""
     token = manage_token(subscriber)
-    settings = get_settings()
     query = f"?lang={subscriber.language}"
     return (
-        settings.absolute_url(f"/subscribers/unsubscribe/{token}{query}"),
-        settings.absolute_url(f"/subscribers/preferences/{token}{query}"),
+        absolute_url_for("subscribers:unsubscribe", token=token) + query,
+        absolute_url_for("subscribers:preferences", token=token) + query,
     )
 
 

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from shared.accounts.store import ROLES
 from shared.errors import Forbidden
+from shared.web.paths import path_for
 from shared.web.sessions import current_user
 
 #: An endpoint as Starlette accepts it: ``async def`` for work that awaits, or a plain
@@ -33,7 +34,8 @@ def login_required(
                 target = quote(
                     request.url.path + ("?" + request.url.query if request.url.query else "")
                 )
-                return RedirectResponse(f"/login?next={target}", status_code=303)
+                login = path_for("portal:login")
+                return RedirectResponse(f"{login}?next={target}", status_code=303)
             if ROLES.index(user["role"]) < ROLES.index(role):
                 raise Forbidden("Only an administrator may do this.")
             if inspect.iscoroutinefunction(endpoint):
