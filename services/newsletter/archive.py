@@ -11,12 +11,11 @@ from feedgen.feed import FeedGenerator
 
 from services.newsletter import store
 from services.newsletter.store import SENT, issues
-from shared.config import get_settings
 from shared.database import read_connection
 from shared.i18n import LANGUAGES
 from shared.web.paths import absolute_url_for
 
-#: The feed formats served at ``/newsletter/archive/feed.{format}``, with their media types.
+#: The feed formats of the ``newsletter:archive_feed`` route, with their media types.
 FEED_MEDIA_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
 
 #: Issues in a feed: the newest ones; the archive page lists them all.
@@ -51,7 +50,6 @@ def sent_issues(language: str | None = None) -> list[store.Issue]:
 
 def build_feed(fmt: str) -> ArchiveFeed:
     """The archive feed in ``fmt`` (a key of FEED_MEDIA_TYPES)."""
-    settings = get_settings()
     sent = sent_issues()[:FEED_LENGTH]
     updated = max((i.finished_at or i.updated_at for i in sent), default=EMPTY_ARCHIVE_UPDATED)
     feed = FeedGenerator()
@@ -68,7 +66,7 @@ def build_feed(fmt: str) -> ArchiveFeed:
     feed.lastBuildDate(updated)
     for issue in reversed(sent):
         entry = feed.add_entry()
-        url = settings.absolute_url(issue.archive_path)
+        url = absolute_url_for("newsletter:archive_issue", id=issue.id)
         entry.id(url)
         entry.guid(url, permalink=True)
         entry.title(issue.subject)
