@@ -1,12 +1,14 @@
 #!/bin/sh
 # The real programs the tests talk to, from Debian's packages: SpamAssassin scores every
-# kind of mail, dovecot is the IMAP server the bounce-mailbox poller reads. Installed as
+# kind of mail, dovecot is the IMAP server the bounce-mailbox poller reads, PostgreSQL is
+# the production database (the tests start a throwaway cluster of their own). Installed as
 # root with apt-get; otherwise the missing ones are named and the tests that need them
 # say so.
 set -eu
 missing=""
 command -v spamassassin >/dev/null || missing="$missing spamassassin"
 [ -x /usr/sbin/dovecot ] || missing="$missing dovecot-imapd"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

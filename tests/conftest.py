@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests import event_loop_guard
+from tests.postgres_server import PostgresServer
 from tests.smtp_server import RecordingSMTPServer
 
 
@@ -43,9 +44,14 @@ class Environment:
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.server: Any = None
+        self.postgres: PostgresServer | None = None
 
 
 ENV = Environment()
+
+#: ``KGI_TEST_DATABASE=postgresql`` runs the suite with every service's database on a
+#: throwaway PostgreSQL cluster instead of SQLite files.
+TEST_DATABASE = os.environ.get("KGI_TEST_DATABASE", "sqlite")
 
 #: Test-only keys of the relays' webhooks: the SendGrid pair lives under fixtures.
 WEBHOOK_FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
@@ -85,6 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     from kgi import registry
 
+    if TEST_DATABASE == "postgresql":
+        ENV.postgres = PostgresServer(free_port()).start()
+        for owner in registry.database_owners():
+            os.environ[f"KGI_{owner.upper()}_DATABASE_URL"] = ENV.postgres.create_database(owner)
     registry.migrate_all()
     registry.setup()
 
@@ -95,6 +105,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     ENV.smtp.stop()
     if ENV.redis is not None:
         ENV.redis.stop()
+    if ENV.postgres is not None:
+        ENV.postgres.stop()
     shutil.rmtree(ENV.root, ignore_errors=True)
 
 
@@ -154,6 +166,18 @@ def clean_state() -> Iterator[None]:
     assert not blocked, "blocking calls on the event loop:\n" + "\n".join(
         f"  {what} at {where}" for what, where in sorted(set(blocked))
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the tests that run on both databases (the
+    suite's own when it runs on PostgreSQL)."""
+    if ENV.postgres is not None:
+        yield ENV.postgres
+        return
+    server = PostgresServer(free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

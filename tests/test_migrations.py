@@ -304,9 +304,13 @@ def assert_same_schema(actual: dict[str, Any], expected: dict[str, Any], what: s
 # --- fixtures --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Callable[[str], str]:
-    """Gives the URL of an empty database for an owner: the one place to swap backends."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """Gives the URL of an empty database for an owner, on each backend the services run
+    on: SQLite (the embedded default) and PostgreSQL (production)."""
+    if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres")
+        return lambda owner: postgres.create_database(owner)
     return lambda owner: f"sqlite:///{tmp_path / f'{owner}.db'}"
 
 
@@ -465,12 +469,12 @@ def test_comparison_catches_drift(case: str, migrated_feeds: Engine) -> None:
 
 
 def test_rebuilding_a_parent_table_keeps_its_children(
-    database_url: Callable[[str], str], engines: Callable[[str], Engine]
+    tmp_path: Path, engines: Callable[[str], Engine]
 ) -> None:
     """SQLite batch mode rebuilds a table by copy, drop, rename; with foreign keys
     enforced the drop would cascade and empty the consent log (subscribers 0002's
-    downgrade rebuilds the subscribers table)."""
-    engine = engines(database_url("subscribers"))
+    downgrade rebuilds the subscribers table). PostgreSQL alters tables in place."""
+    engine = engines(f"sqlite:///{tmp_path / 'subscribers.db'}")
     config = alembic_config("subscribers", engine)
     command.upgrade(config, "head")
     with engine.begin() as conn:
