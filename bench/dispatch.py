@@ -187,6 +187,7 @@ def main() -> int:
     from kgi import registry
 
     registry.migrate_all()
+    registry.setup()  # links by route name and sends by actor name, as every process
     site = serve(workdir, "site_app", SITE_APP, site_port, env)
     worker = None
     ok = True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import signal
 import subprocess
@@ -13,18 +12,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from kgi import registry
+from shared.process_logging import setup_logging
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
 #: Worker threads per worker process: mail sending waits on the network, not the CPU.
 DEFAULT_WORKER_THREADS = 8
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -126,58 +120,11 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     """Periodic jobs; stops on SIGINT/SIGTERM."""
     from kgi import scheduler
 
-    _setup_logging()
+    setup_logging()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     scheduler.run(stop)
-    return 0
-
-
-#: Seconds between two looks into the hosted bounce mailbox (KGI_BOUNCE_MAILBOX_URL).
-MAILBOX_POLL_SECONDS = 60
-
-
-def cmd_inbound(args: argparse.Namespace) -> int:
-    """Receive bounces, complaints and mailto unsubscribes: an SMTP (or LMTP) server for
-    the site's MTA, and the hosted bounce mailbox polled when one is configured."""
-    from services.subscribers.inbound import InboundServer, poll_bounce_mailbox
-    from shared.config import get_settings
-    from shared.mail.mailbox import MailboxUnavailable
-
-    _setup_logging()
-    logger = logging.getLogger("kgi.inbound")
-    settings = get_settings()
-    if not settings.bounce_address:
-        print("KGI_BOUNCE_ADDRESS is not set: no mail can come back to us.", file=sys.stderr)
-        return 2
-    host = args.host or settings.inbound_host
-    port = args.port or settings.inbound_port
-    server = InboundServer(host, port, lmtp=args.lmtp)
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        print(f"Cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-        return 1
-    protocol = "LMTP" if args.lmtp else "SMTP"
-    print(
-        f"Receiving mail for {settings.bounce_address} by {protocol} on {host}:{port}", flush=True
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        while not stop.is_set():
-            if settings.bounce_mailbox_url:
-                try:
-                    logger.info(
-                        "bounce mailbox: %s", poll_bounce_mailbox(settings.bounce_mailbox_url)
-                    )
-                except (MailboxUnavailable, ValueError) as exc:
-                    logger.warning("bounce mailbox: %s", exc)
-            stop.wait(MAILBOX_POLL_SECONDS)
-    finally:
-        server.stop()
     return 0
 
 
@@ -240,13 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scheduler", help="run the scheduler").set_defaults(func=cmd_scheduler)
 
-    inbound = sub.add_parser(
-        "inbound", help="receive bounces, complaints and mailto unsubscribes (SMTP/LMTP)"
-    )
-    inbound.add_argument("--host", help="default: KGI_INBOUND_HOST (127.0.0.1)")
-    inbound.add_argument("--port", type=int, default=0, help="default: KGI_INBOUND_PORT (8026)")
-    inbound.add_argument("--lmtp", action="store_true", help="speak LMTP instead of SMTP")
-    inbound.set_defaults(func=cmd_inbound)
     sub.add_parser("migrate", help="migrate all databases").set_defaults(func=cmd_migrate)
 
     users = sub.add_parser("users", help="editor accounts").add_subparsers(

@@ -63,7 +63,7 @@ def part(name: str) -> Service:
     for candidate in parts():
         if candidate.name == name:
             return candidate
-    raise SystemExit(f"unknown part {name!r}; choose from {', '.join(servable())}")
+    raise SystemExit(f"unknown part {name!r}; the parts are {', '.join(p.name for p in parts())}")
 
 
 def servable() -> list[str]:

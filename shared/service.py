@@ -2,10 +2,11 @@
 
 Every service describes itself once, in ``services/<name>/service.py`` (a module-level
 ``SERVICE``): where it is mounted, its routes, its actors, its migrations, its periodic
-jobs, its templates and its commands. Nothing else in the house names a service's prefix,
-its modules or its folders; the site, the broker, the scheduler, ``kgi migrate`` and the
+jobs, its templates and its commands. Nothing else in the house lists the services or
+writes their prefixes; the site, the broker, the scheduler, ``kgi migrate`` and the
 command line all read these descriptors through the registry. Adding a service means
-adding one package with one descriptor.
+adding one package with one descriptor. (One deliberate exception: the portal serves the
+subscribers API's OpenAPI document at the site's root as well.)
 
 References to code are ``"module:attribute"`` strings, so reading a descriptor imports
 nothing heavy (the registry imports what a process needs, when it needs it).

@@ -23,6 +23,7 @@ from kgi import registry
 from kgi.cli import build_parser
 from kgi.site import create_site
 from shared.web import paths
+from shared.web.templates import TEMPLATE_DIR
 from tests.conftest import free_port
 
 PROBE_APP = '''
@@ -91,6 +92,9 @@ def test_the_house_as_the_registry_reads_it() -> None:
         "purge_expired_signups",
     }
     assert registry.servable() == ["feeds", "newsletter", "subscribers", "portal"]
+    for part in registry.parts():
+        if part.templates is not None:  # each part's pages and mails live where it says
+            assert (TEMPLATE_DIR / part.templates).is_dir(), part.name
     assert paths.path_for("feeds:item", slug="x") == "/news/x"
     assert paths.path_template("subscribers:admin_subscriber") == "/subscribers/admin/{id}"
 
