@@ -119,12 +119,14 @@ def test_feed_writers_survive_stored_control_characters(site: str) -> None:
     item = content.create_item({"title": "Alt"}, "e")
     content.transition(item.id, "publish", "a", "admin")
     with engine("feeds").begin() as conn:
+        # NUL only where it can be stored at all: PostgreSQL text refuses it.
+        nul = "\x00" if conn.dialect.name == "sqlite" else ""
         conn.execute(
             store.items.update()
             .where(store.items.c.id == item.id)
             .values(
                 title="Alt\x07",
-                summary="S\x00\x1b",
+                summary=f"S{nul}\x1b",
                 body="<p>\x0b</p>",
                 tags='["a\\u0007"]',
                 author="A\x07",

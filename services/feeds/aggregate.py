@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from services.feeds import cache, store
 from services.feeds.fetch import FetchError, fetch, url_problem
-from services.feeds.item_fields import row_id, slugify, unique_slug
+from services.feeds.item_fields import insert_with_slug, row_id, slugify
 from services.feeds.parse import Entry, ParseError, check_selectors, parse_feed, parse_page
 from services.feeds.sanitize import plain_text, writable
 from services.feeds.store import (
@@ -275,21 +275,21 @@ def store_entries(
         }
         if existing is None:
             published = entry.published or now
-            conn.execute(
-                items.insert(),
+            insert_with_slug(
+                conn,
                 {
                     **values,
                     "kind": store.NEWS,
                     "origin": PARTNER,
                     "source_id": source.id,
                     "guid": key,
-                    "slug": unique_slug(conn, "partner-" + slugify(entry.title)[:60]),
                     "state": PUBLISHED,
                     "published_at": min(published, now),
                     "created_at": now,
                     "updated_at": now,
                     "hidden": False,
                 },
+                "partner-" + slugify(entry.title)[:60],
             )
             new += 1
         elif existing.content_hash != digest:

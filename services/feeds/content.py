@@ -17,7 +17,13 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from services.feeds import cache, store
-from services.feeds.item_fields import InvalidItem, check_fields, row_id, slugify, unique_slug
+from services.feeds.item_fields import (
+    InvalidItem,
+    check_fields,
+    insert_with_slug,
+    row_id,
+    slugify,
+)
 from services.feeds.sanitize import writable
 from services.feeds.store import (
     DRAFT,
@@ -84,19 +90,19 @@ def create_item(fields: dict[str, Any], actor: str) -> Item:
     now = utcnow()
     with engine("feeds").begin() as conn:
         check_translation(conn, None, values["translation_id"])
-        slug = unique_slug(conn, slugify(writable(str(fields.get("slug") or values["title"]))))
-        item_id = conn.execute(
-            items.insert(),
+        wanted = slugify(writable(str(fields.get("slug") or values["title"])))
+        item_id = insert_with_slug(
+            conn,
             {
                 **values,
-                "slug": slug,
                 "origin": NETWORK,
                 "state": DRAFT,
                 "created_at": now,
                 "updated_at": now,
                 "hidden": False,
             },
-        ).inserted_primary_key[0]
+            wanted,
+        )
         _link_translation(conn, item_id, values["translation_id"])
         store.log_history(conn, item_id, actor, "created", None, DRAFT, None, now)
         item = store.get_item(conn, item_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from services.feeds import cache, store
-from services.feeds.item_fields import check_fields, slugify, unique_slug
+from services.feeds.item_fields import check_fields, insert_with_slug, slugify
 from shared.database import engine, utcnow
 
 DEMO_FILE = Path(__file__).parent / "demo" / "demo-content.json"
@@ -40,11 +40,10 @@ def load_demo(path: Path = DEMO_FILE) -> int:
             published = (
                 datetime.fromisoformat(record["published"]) if record.get("published") else None
             )
-            item_id = conn.execute(
-                store.items.insert(),
+            item_id = insert_with_slug(
+                conn,
                 {
                     **values,
-                    "slug": unique_slug(conn, slug),
                     "origin": store.NETWORK,
                     "state": state,
                     "published_at": published if state == store.PUBLISHED else None,
@@ -52,7 +51,8 @@ def load_demo(path: Path = DEMO_FILE) -> int:
                     "updated_at": published or now,
                     "hidden": False,
                 },
-            ).inserted_primary_key[0]
+                slug,
+            )
             store.log_history(conn, item_id, "demo", "created", None, state, "demo content", now)
             added += 1
         if added:

@@ -22,6 +22,7 @@ from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, sa
 from services.feeds.store import KINDS, items
 from shared.errors import Invalid
 from shared.i18n import LANGUAGES
+from shared.web.convertors import MAX_ROW_ID
 
 #: Most tags on one item, and the longest tag.
 MAX_TAGS, MAX_TAG_LENGTH = 12, 40
@@ -32,9 +33,6 @@ EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
 
 #: Editors type local time in the form.
 EDITORS_TIME_ZONE = ZoneInfo("Europe/Berlin")
-
-#: Largest row id the database can store (SQLite and PostgreSQL BIGINT).
-MAX_ROW_ID = 2**63 - 1
 
 #: Longest lead image address (the column's size).
 MAX_URL_LENGTH = 1000
@@ -77,6 +75,29 @@ def unique_slug(conn: Connection, wanted: str, item_id: int | None = None) -> st
         slug = f"{wanted}-{n}"
 
 
+#: How often an insert looks for a free slug again when another writer took its choice.
+SLUG_ATTEMPTS = 5
+
+
+def insert_with_slug(conn: Connection, values: dict[str, Any], wanted: str) -> int:
+    """Insert the item ``values`` under the first free slug from ``wanted``; its id.
+
+    :func:`unique_slug` looks, then the insert writes: on PostgreSQL two writers (two
+    partner sources with the same title fetched at once) can both find a slug free, and
+    the second insert violates the unique index. The insert therefore runs in a
+    savepoint, and a slug taken in the meantime is looked for again."""
+    for attempt in range(SLUG_ATTEMPTS):
+        slug = unique_slug(conn, wanted)
+        try:
+            with conn.begin_nested():
+                inserted = conn.execute(items.insert(), {**values, "slug": slug})
+            return int(inserted.inserted_primary_key[0])
+        except sa.exc.IntegrityError:
+            if attempt == SLUG_ATTEMPTS - 1:
+                raise
+    raise AssertionError("not reached")
+
+
 def _in_range(name: str, day: date) -> None:
     if not EARLIEST_DATE <= day <= LATEST_DATE:
         years = f"{EARLIEST_DATE.year} and {LATEST_DATE.year}"
@@ -116,7 +137,7 @@ def _datetime(fields: dict[str, Any], name: str) -> datetime | None:
 def row_id(raw: Any) -> int | None:
     """``raw`` as a row id the database can hold, else None."""
     text = str(raw or "").strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_ROW_ID)):
         return None
     value = int(text)
     return value if 0 < value <= MAX_ROW_ID else None

@@ -107,8 +107,12 @@ def news_list(request: Request) -> Response:
 def news_item(request: Request) -> Response:
     """An item's page; logged-in staff also see items that are not public, and with
     ``?revision=pending`` the item as its pending revision would make it."""
+    slug = request.path_params["slug"]
+    if writable(slug) != slug:
+        # No slug holds such characters, and PostgreSQL text cannot even be asked for NUL.
+        raise NotFound("There is no such item.")
     with read_connection("feeds") as conn:
-        item = store.get_item_by_slug(conn, request.path_params["slug"])
+        item = store.get_item_by_slug(conn, slug)
         translation = (
             store.get_item(conn, item.translation_id) if item and item.translation_id else None
         )

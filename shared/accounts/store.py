@@ -55,6 +55,8 @@ class User:
 
 def find_user(email: str) -> User | None:
     """The account with this address (case-insensitive), if any."""
+    if "\x00" in email:
+        return None  # no address holds NUL, and PostgreSQL text cannot even be asked for one
     with read_connection("accounts") as conn:
         row = conn.execute(
             sa.select(users).where(sa.func.lower(users.c.email) == email.strip().lower())

@@ -1,24 +1,43 @@
 """Path convertors shared by every service's routes.
 
 ``{id:id}`` matches the ids of database rows. Starlette's ``int`` convertor takes any
-run of digits, and a 30-digit id then overflows the database's 64-bit integer (a 500
-on SQLite and PostgreSQL alike); an id that cannot exist should simply not match, so
-the visitor gets the ordinary 404 page.
+run of digits, and a large id then overflows the id column (a 500); an id that cannot
+exist should simply not match, so the visitor gets the ordinary 404 page. The limit is
+exact, in the regular expression itself: Starlette does not catch an error raised while
+converting a matched path.
 """
 
 from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 
-#: Largest row id matched: 18 digits stay below 2**63 - 1, the limit of PostgreSQL's
-#: BIGINT and SQLite's INTEGER, and are more ids than any table here will ever use.
-MAX_ROW_ID = 10**18 - 1
+#: Largest row id: every id column here is an ``Integer``, which is 32 bits on PostgreSQL
+#: (SQLite would take 64); two billion rows are more than any table here will hold.
+MAX_ROW_ID = 2**31 - 1
+
+
+def digits_up_to(limit: int) -> str:
+    """A regular expression matching exactly the whole numbers 1..``limit``, written
+    without leading zeros (``digits_up_to(250)``: 1-9, 10-99, 100-199, 200-249, 250)."""
+    text = str(limit)
+    shorter = [f"[1-9][0-9]{{{n - 1}}}" if n > 1 else "[1-9]" for n in range(1, len(text))]
+    same_length = []
+    for i, digit in enumerate(text):
+        lowest = "1" if i == 0 else "0"
+        if digit > lowest:
+            rest = len(text) - i - 1
+            tail = f"[0-9]{{{rest}}}" if rest else ""
+            below = str(int(digit) - 1)
+            choice = lowest if below == lowest else f"[{lowest}-{below}]"
+            same_length.append(f"{text[:i]}{choice}{tail}")
+    same_length.append(text)
+    return "|".join([*shorter, *same_length])
 
 
 class RowIdConvertor(Convertor[int]):
-    """A positive whole number that fits a 64-bit database id, without leading zeros."""
+    """A positive whole number up to MAX_ROW_ID, without leading zeros."""
 
-    regex = "[1-9][0-9]{0,17}"
+    regex = f"(?:{digits_up_to(MAX_ROW_ID)})"
 
     def convert(self, value: str) -> int:
         return int(value)
