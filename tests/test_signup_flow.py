@@ -213,8 +213,15 @@ def test_confirmation_mail_retries_after_temporary_failure(site, worker, smtp):
     httpx.post(f"{site}/subscribers/api/subscriptions", json={"email": "later@example.org"})
     mails = wait_for(lambda: smtp.to("later@example.org"), timeout=30, message="retried mail")
     assert len(mails) == 1
-    with engine("subscribers").connect() as conn:
-        row = conn.execute(sa.select(store.mail_outbox)).one()
+
+    def settled_row():
+        # The server has the mail once the final dot is through; the row turns from
+        # "committed" to "delivered" a moment later, when the sender reads the 250.
+        with engine("subscribers").connect() as conn:
+            row = conn.execute(sa.select(store.mail_outbox)).one()
+        return row if row.status != "committed" else None
+
+    row = wait_for(settled_row, message="delivered outbox row")
     assert row.status == "delivered" and row.attempts == 2
 
 
