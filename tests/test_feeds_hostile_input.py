@@ -132,9 +132,7 @@ def test_feed_writers_survive_stored_control_characters(site: str) -> None:
                 author="A\x07",
             )
         )
-    from services.feeds import cache
-
-    cache.content_changed()
+        store.mark_content_changed(conn, utcnow())
     for fmt in ("rss", "atom", "json"):
         response = httpx.get(f"{site}/news/feed.{fmt}")
         assert response.status_code == 200, fmt
@@ -347,9 +345,7 @@ def all_feeds_written(site: str) -> None:
                 state=store.PUBLISHED, published_at=utcnow(), effective_at=None, expires_at=None
             )
         )
-    from services.feeds import cache
-
-    cache.content_changed()
+        store.mark_content_changed(conn, utcnow())
     for fmt in ("rss", "atom", "json"):
         response = httpx.get(f"{site}/news/feed.{fmt}?partners=1")
         assert response.status_code == 200, fmt

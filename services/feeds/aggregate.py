@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.feeds import cache, store
+from services.feeds import store
 from services.feeds.fetch import FetchError, fetch, url_problem
 from services.feeds.item_fields import insert_with_slug, row_id, slugify
 from services.feeds.parse import Entry, ParseError, check_selectors, parse_feed, parse_page
@@ -175,8 +175,6 @@ def hide_items(source_id: int, actor: str) -> int:
             store.log_history(conn, item_id, actor, "hidden", None, None, None, now)
         if shown:
             store.mark_content_changed(conn, now)
-    if shown:
-        cache.content_changed()
     return len(shown)
 
 
@@ -371,7 +369,6 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
         next_fetch_at=now + timedelta(minutes=source.interval_minutes),
     )
     if new or updated:
-        cache.content_changed()
         events.publish(
             "content.aggregated", {"source_id": source.id, "new": new, "updated": updated}
         )

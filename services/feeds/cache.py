@@ -1,28 +1,27 @@
 """Rendered feeds, kept until the content changes.
 
-A generation counter in Redis goes up on every publish, retract, edit of a published item
-and aggregation change; a rendered feed is kept per process under (generation, URL) and
-reused until the counter moves or an effective/expiry date passes. So a feed is rendered
-once per change and per process, and a request for an unchanged feed costs one Redis GET.
+Every change the public can see (publish, retract, edit of a published item, hiding,
+aggregation) raises the content version in the feeds database, in the transaction that
+makes the change (:func:`services.feeds.store.mark_content_changed`). A rendered feed is
+kept per process under (version, URL) and reused until the version moves or an
+effective/expiry date passes. So a feed is rendered once per change and per process, and
+a request for an unchanged feed costs one primary-key read.
+
+The key lives in the database, not in Redis: a counter in Redis can go backwards (a
+flush, or an AOF that lost its last second) and would then serve copies without an item
+the list already shows. Losing Redis costs nothing here.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis
-
-from shared.database import utcnow
-from shared.redis_client import get_redis
-
-logger = logging.getLogger("kgi.feeds.cache")
-
-GENERATION_KEY = "kgi:feeds:generation"
+from services.feeds import store
+from shared.database import read_connection, utcnow
 
 #: Rendered feeds kept per process (each variant of filters, format and page is one).
 MAX_ENTRIES = 512
@@ -43,30 +42,10 @@ _entries: OrderedDict[tuple[int, str], Rendered] = OrderedDict()
 _lock = threading.Lock()
 
 
-def generation() -> int | None:
-    """The current content generation; None when Redis is unreachable (then nothing is cached)."""
-    try:
-        value = get_redis().get(GENERATION_KEY)
-    except (redis.ConnectionError, redis.TimeoutError):
-        logger.warning("feed cache bypassed: Redis unreachable")
-        return None
-    return int(value) if value else 0
-
-
-def content_changed() -> None:
-    """Invalidate every rendered feed (in every process)."""
-    try:
-        get_redis().incr(GENERATION_KEY)
-    except (redis.ConnectionError, redis.TimeoutError):
-        # Without Redis nothing is cached (see generation()), so nothing can go stale.
-        logger.warning("feed cache not invalidated: Redis unreachable")
-
-
 def cached(key: str, render: Callable[[], Rendered]) -> Rendered:
-    """The rendering for ``key`` in the current generation, rendering it if needed."""
-    current = generation()
-    if current is None:
-        return render()
+    """The rendering for ``key`` at the current content version, rendering it if needed."""
+    with read_connection("feeds") as conn:
+        current = store.content_version_of(conn)
     now = utcnow()
     with _lock:
         hit = _entries.get((current, key))

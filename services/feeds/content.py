@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from services.feeds import cache, store
+from services.feeds import store
 from services.feeds.item_fields import (
     InvalidItem,
     check_fields,
@@ -145,10 +145,7 @@ def update_item(item_id: int, fields: dict[str, Any], actor: str) -> Item:
     at once is decided by the caller (:func:`services.feeds.revisions.save_edit`)."""
     values = check_fields(fields)
     with engine("feeds").begin() as conn:
-        item = write_content(conn, network_item(conn, item_id), values, actor, "edited")
-    if item.state == PUBLISHED:
-        cache.content_changed()
-    return item
+        return write_content(conn, network_item(conn, item_id), values, actor, "edited")
 
 
 def _link_translation(conn: Connection, item_id: int, translation_id: int | None) -> None:
@@ -200,7 +197,6 @@ def transition(
         updated = store.get_item(conn, item_id)
     assert updated is not None
     if PUBLISHED in (item.state, step.target):
-        cache.content_changed()
         event = "content.published" if step.target == PUBLISHED else "content.retracted"
         events.publish(
             event,
@@ -235,4 +231,3 @@ def set_hidden(item_id: int, hidden: bool, actor: str) -> None:
             conn, item_id, actor, "hidden" if hidden else "shown", None, None, None, now
         )
         store.mark_content_changed(conn, now)
-    cache.content_changed()

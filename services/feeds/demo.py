@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from services.feeds import cache, store
+from services.feeds import store
 from services.feeds.item_fields import check_fields, insert_with_slug, slugify
 from shared.database import engine, utcnow
 
@@ -57,6 +57,4 @@ def load_demo(path: Path = DEMO_FILE) -> int:
             added += 1
         if added:
             store.mark_content_changed(conn, now)
-    if added:
-        cache.content_changed()
     return added

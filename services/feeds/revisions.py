@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.feeds import cache, content, item_fields, store
+from services.feeds import content, item_fields, store
 from services.feeds.content import CHANGED_MEANWHILE, NotAllowed, WorkflowError
 from services.feeds.store import (
     CONTENT_FIELDS,
@@ -66,9 +66,7 @@ def save_edit(item_id: int, fields: dict[str, Any], actor: str, role: str) -> Re
         pending = store.pending_revision(conn, item_id)
         if needs_review(item, role, pending):
             return _store_revision(conn, item, pending, values, actor)
-        saved = content.write_content(conn, item, values, actor, "edited")
-    if saved.state == PUBLISHED:
-        cache.content_changed()
+        content.write_content(conn, item, values, actor, "edited")
     return None
 
 
@@ -156,8 +154,6 @@ def decide(
                 decided_at=now,
             )
         )
-    if decision == "publish" and item.state == PUBLISHED:
-        cache.content_changed()
     return item
 
 

@@ -342,6 +342,15 @@ def mark_content_changed(conn: Connection, at: datetime) -> None:
     )
 
 
+def content_version_of(conn: Connection) -> int:
+    """The content version: it goes up with every change the public can see (0 before
+    the first). Rendered feeds are cached under it (see :mod:`services.feeds.cache`)."""
+    version = conn.execute(
+        sa.select(content_version.c.version).where(content_version.c.id == 1)
+    ).scalar()
+    return version or 0
+
+
 def content_changed_at(conn: Connection) -> datetime | None:
     """When public content last changed (None before the first change)."""
     return conn.execute(
