@@ -27,7 +27,7 @@ test: $(VENV)/.installed-test
 	sh scripts/install-test-tools.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	sh scripts/run-tests.sh $(VENV)
 
 bench: $(VENV)/.installed-test
 	sh scripts/install-bench-tools.sh
