@@ -12,8 +12,11 @@ from shared.tasks import enqueue
 
 logger = logging.getLogger("kgi.scheduler")
 
-#: Seconds between ticks; every periodic job runs at most this often.
-TICK_SECONDS = 60
+#: Seconds between ticks; every periodic job runs at most this often. Short, because the
+#: dispatch supervisor is what replaces an issue's senders when all of them died at once
+#: (a worker pool killed): they are replaced within a lease and a tick. Every periodic
+#: job is a query or two when there is nothing to do.
+TICK_SECONDS = 10
 
 
 def tick() -> None:

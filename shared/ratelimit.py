@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 
 import redis
@@ -35,6 +35,19 @@ KEY_PREFIX = "kgi:rate:"
 
 #: Redis errors that mean "unreachable now" (fail open), as opposed to a bug.
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+#: Longest sleep of a paced party between two calls of its keep-alive (a sender renews
+#: its seat while it waits for the hourly limit, which can take minutes).
+KEEP_ALIVE_SECONDS = 1.0
+
+
+def _sleep(seconds: float, keep_alive: Callable[[], None] | None) -> None:
+    """Sleep ``seconds``, calling ``keep_alive`` at least every KEEP_ALIVE_SECONDS."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, KEEP_ALIVE_SECONDS))
+        if keep_alive is not None:
+            keep_alive()
 
 
 def _window_hit(key: str, window_seconds: int) -> int:
@@ -88,8 +101,9 @@ class SendingRate:
         self.share = max(1, share)
         self._last_local = 0.0
 
-    def wait(self) -> None:
-        """Return once one more event is within the rate (sleeping until it is)."""
+    def wait(self, keep_alive: Callable[[], None] | None = None) -> None:
+        """Return once one more event is within the rate (sleeping until it is, and
+        calling ``keep_alive`` at least every KEEP_ALIVE_SECONDS meanwhile)."""
         if not (self.per_second or self.per_hour):
             return
         while True:
@@ -99,24 +113,32 @@ class SendingRate:
                 in_second = _window_hit(f"{self.name}:s:{second}", 5) if self.per_second else 0
                 in_hour = _window_hit(f"{self.name}:h:{hour}", 7200) if self.per_hour else 0
             except UNREACHABLE:
-                self._wait_for_own_share()
+                self._wait_for_own_share(keep_alive)
                 return
             if self.per_hour and in_hour > self.per_hour:
-                time.sleep(min(60.0, 3600 - now % 3600))
+                _sleep(min(60.0, 3600 - now % 3600), keep_alive)
                 continue
             if self.per_second and in_second > self.per_second:
                 time.sleep(1 - now % 1)
                 continue
             return
 
-    def _wait_for_own_share(self) -> None:
-        # Without the shared counter: space this party's events so that all parties
-        # together keep the rate (the hourly limit is the tighter one when it is lower).
+    @property
+    def share_per_second(self) -> float | None:
+        """One party's share of the rate in events per second (the tighter of the two
+        limits); None when there is no limit."""
         rates = [r / 3600 for r in (self.per_hour,) if r] + [r for r in (self.per_second,) if r]
-        gap = self.share / min(rates)
+        return min(rates) / self.share if rates else None
+
+    def _wait_for_own_share(self, keep_alive: Callable[[], None] | None) -> None:
+        # Without the shared counter: space this party's events so that all parties
+        # together keep the rate.
+        pace = self.share_per_second
+        assert pace is not None  # wait() returns early without a limit
+        gap = 1 / pace
         pause = self._last_local + gap - time.monotonic()
         if pause > 0:
-            time.sleep(pause)
+            _sleep(pause, keep_alive)
         self._last_local = time.monotonic()
 
 

@@ -111,6 +111,22 @@ class PostgresServer:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``, as an operator would: every connection is cut (the
+        clients see AdminShutdown) and the server comes back with the same options."""
+        # The log file again: without it the server would hold our captured stdout open.
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+        )
+
     def stop(self) -> None:
         """Stop the cluster at once and remove its files."""
         if self._admin is not None:

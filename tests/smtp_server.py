@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -20,6 +21,8 @@ class ReceivedMail:
     message: EmailMessage
     #: The DATA exactly as received (``envelope.original_content``), for byte-exact checks.
     raw: bytes = b""
+    #: When the final dot came (time.monotonic()), for the pauses in a dispatch.
+    received_at: float = 0.0
 
     @property
     def to(self) -> str:
@@ -81,6 +84,7 @@ class RecordingSMTPServer:
                     list(envelope.rcpt_tos),
                     message,
                     envelope.original_content or b"",
+                    time.monotonic(),
                 )
             )
         if self.delay:

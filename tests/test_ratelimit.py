@@ -46,19 +46,27 @@ def test_counters_fail_open_without_redis(no_redis, caplog):
 def test_a_pace_without_redis_is_each_partys_share(no_redis, monkeypatch):
     slept: list[float] = []
     clock = [100.0]
-    monkeypatch.setattr(ratelimit.time, "sleep", lambda s: slept.append(s) or None)
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(ratelimit.time, "sleep", sleep)
     monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock[0])
     # Four senders sharing 10 a second: each waits 0.4 s between its own messages.
     pace = ratelimit.SendingRate("test", per_second=10, per_hour=0, share=4)
     pace.wait()
     pace.wait()
     assert slept == [pytest.approx(0.4)]
-    # An hourly limit lower than the per-second one is the one kept.
+    # An hourly limit lower than the per-second one is the one kept; a long wait is cut
+    # into steps so that the waiting sender can renew its seat in between.
     slept.clear()
+    beats: list[float] = []
     hourly = ratelimit.SendingRate("test", per_second=10, per_hour=3600, share=2)
-    hourly.wait()
-    hourly.wait()
-    assert slept == [pytest.approx(2.0)]
+    hourly.wait(keep_alive=lambda: beats.append(clock[0]))
+    hourly.wait(keep_alive=lambda: beats.append(clock[0]))
+    assert sum(slept) == pytest.approx(2.0)
+    assert max(slept) <= ratelimit.KEEP_ALIVE_SECONDS and len(beats) == len(slept)
 
 
 def test_a_shared_pace_is_kept_by_everyone_together():

@@ -21,15 +21,20 @@ SENDER_TIME_LIMIT_MS = (sender.SENDER_BUDGET_SECONDS + 300) * 1000
     max_backoff=60_000,
     time_limit=SENDER_TIME_LIMIT_MS,
 )
-def send_issue(issue_id: int) -> None:
+def send_issue(issue_id: int, owner: str | None = None) -> None:
     """One sender working through the issue's outbox; hands over to a fresh message when
-    its time budget is used up and work remains."""
-    outcome = sender.Sender(issue_id).run()
+    its time budget is used up and work remains.
+
+    ``owner`` names the sender (see :mod:`services.newsletter.seats`): a retry of this
+    message after an error takes the same seat and rows straight back.
+    """
+    working = sender.Sender(issue_id, owner)
+    outcome = working.run()
     if outcome == "budget":
-        send_issue.send(issue_id)
+        send_issue.send(issue_id, working.id)
     elif outcome == "idle":
         # Rows wait for a retry time or belong to another sender's lease: look again later.
-        send_issue.send_with_options(args=(issue_id,), delay=5_000)
+        send_issue.send_with_options(args=(issue_id, working.id), delay=5_000)
 
 
 @actor(queue_name="newsletter", max_retries=3)

@@ -27,10 +27,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-import redis
 import sqlalchemy as sa
 
-from services.newsletter import editor_mails, peers, store
+from services.newsletter import editor_mails, peers, seats, store
 from services.newsletter.render import render_issue
 from services.newsletter.store import (
     CANCELLED,
@@ -53,15 +52,13 @@ from shared.mail.outbox import (
     FAILED,
     QUEUED,
     SKIPPED,
+    new_owner,
 )
-from shared.redis_client import get_redis
 
 logger = logging.getLogger("kgi.newsletter.dispatch")
 
 
-#: A sender's heartbeat key lives this long; the scheduler restarts missing senders.
-HEARTBEAT_SECONDS = 30
-
+#: Recipients written to the outbox per INSERT when sending starts.
 AUDIENCE_INSERT_CHUNK = 1000
 
 
@@ -85,11 +82,6 @@ class Progress:
     def percent(self) -> float:
         done = self.sent + self.failed + self.skipped
         return 100.0 * done / self.audience if self.audience else 0.0
-
-
-def sender_key(issue_id: int, sender: str = "*") -> str:
-    """The Redis key of a sender's heartbeat (``*``: a pattern for all of the issue's)."""
-    return f"kgi:newsletter:sender:{issue_id}:{sender}"
 
 
 def start(issue_id: int, actor: str) -> int:
@@ -159,23 +151,18 @@ def start(issue_id: int, actor: str) -> int:
 
 
 def wake_senders(issue_id: int, missing_only: bool = False) -> int:
-    """Enqueue sender actors for the issue (only the missing ones with ``missing_only``)."""
+    """Enqueue sender actors for the issue (only for the seats without a living sender
+    with ``missing_only``). One too many costs nothing: it finds no seat and ends."""
     # By name: the actors module imports this one, so this one must not import it.
     from shared.tasks import enqueue
 
     wanted = get_settings().newsletter_senders
     if missing_only:
-        wanted -= live_senders(issue_id)
+        wanted -= seats.alive(issue_id)
     for _ in range(max(0, wanted)):
-        enqueue("send_issue", issue_id)
+        # Each message names its sender, so Dramatiq's retries of it continue its work.
+        enqueue("send_issue", issue_id, new_owner())
     return max(0, wanted)
-
-
-def live_senders(issue_id: int) -> int:
-    try:
-        return sum(1 for _ in get_redis().scan_iter(sender_key(issue_id), count=100))
-    except (redis.ConnectionError, redis.TimeoutError):
-        return 0
 
 
 def finish_if_done(issue_id: int) -> bool:

@@ -1,4 +1,5 @@
-"""The newsletter service's tables: issues, their items and history, and the outbox."""
+"""The newsletter service's tables: issues, their items and history, the outbox and
+the senders' seats."""
 
 from __future__ import annotations
 
@@ -109,6 +110,23 @@ outbox = sa.Table(
     *outbox_columns(),
     sa.UniqueConstraint("issue_id", "email", name="uq_outbox_issue_email"),
     sa.Index("ix_outbox_issue_status", "issue_id", "status"),
+)
+
+
+#: The seats of an issue's senders (see :mod:`services.newsletter.seats`): at most
+#: KGI_NEWSLETTER_SENDERS per issue, each held by one sender while its heartbeat lasts.
+sender_seats = sa.Table(
+    "sender_seats",
+    metadata,
+    sa.Column(
+        "issue_id",
+        sa.Integer,
+        sa.ForeignKey("issues.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seat", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.String(64)),
+    sa.Column("alive_until", UTCDateTime),
 )
 
 

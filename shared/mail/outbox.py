@@ -99,7 +99,8 @@ class Outbox:
         now: datetime | None = None,
     ) -> list[sa.Row]:
         """Take up to ``limit`` sendable rows within ``scope`` for ``owner``: rows whose
-        sender's lease ran out, then queued rows that are due, in id order.
+        sender's lease ran out (or that ``owner`` itself still holds from an attempt that
+        failed), then queued rows that are due, in id order.
 
         Each kind is one equality on the status within the scope, so an index on
         (scope, status) is walked in id order instead of scanning the rows already
@@ -107,7 +108,11 @@ class Outbox:
         """
         t = self.table
         now = now or utcnow()
-        expired = sa.and_(scope, t.c.status == CLAIMED, t.c.claimed_until < now)
+        expired = sa.and_(
+            scope,
+            t.c.status == CLAIMED,
+            sa.or_(t.c.claimed_until < now, t.c.claimed_by == owner),
+        )
         due = sa.and_(
             scope, t.c.status == QUEUED, sa.or_(t.c.not_before.is_(None), t.c.not_before <= now)
         )
@@ -155,6 +160,18 @@ class Outbox:
     def skip(self, ids: list[int], owner: str, reason: str) -> None:
         """Rows that no longer need sending (the person left, the mail is obsolete)."""
         self.settle(ids, owner, status=SKIPPED, done_at=utcnow(), error=reason[:ERROR_LENGTH])
+
+    def extend(
+        self, owner: str, scope: sa.ColumnElement[bool], lease_seconds: float, now: datetime
+    ) -> None:
+        """Renew the lease of every row ``owner`` holds in ``scope`` (its heartbeat)."""
+        t = self.table
+        with engine(self.owner_service).begin() as conn:
+            conn.execute(
+                t.update()
+                .where(scope, t.c.claimed_by == owner, t.c.status == CLAIMED)
+                .values(claimed_until=now + timedelta(seconds=lease_seconds))
+            )
 
     def release(self, owner: str, scope: sa.ColumnElement[bool]) -> None:
         """Give back what ``owner`` still holds in ``scope`` (stopping midway)."""
