@@ -6,6 +6,7 @@ import argparse
 import getpass
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +32,24 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": [settings.trusted_proxy]}
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether another program listens on ``host``:``port`` (binding as uvicorn would)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str) -> int:
+    """A port nobody listens on, chosen by the system."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Everything in one command: private Redis, migrations, mail catcher, worker,
     scheduler and the web site. Ctrl-C stops all of it."""
@@ -42,6 +61,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shared.redis_server import RedisServer
 
     settings = get_settings()
+    if port_taken(args.host, settings.port):
+        # The site's port is in every link (KGI_BASE_URL): the person picks another one.
+        print(
+            f"Port {settings.port} is taken by another program, so the site cannot start.\n"
+            f"Stop that program, or start on another port: KGI_PORT={settings.port + 1} make run",
+            file=sys.stderr,
+        )
+        return 1
+    if settings.smtp_url is None and port_taken("127.0.0.1", settings.mail_catcher_port):
+        # The catcher's port is internal: take a free one and tell the worker about it.
+        taken = settings.mail_catcher_port
+        os.environ["KGI_MAIL_CATCHER_PORT"] = str(free_port("127.0.0.1"))
+        get_settings.cache_clear()
+        settings = get_settings()
+        print(
+            f"Port {taken} is taken by another program; "
+            f"the mail catcher listens on {settings.mail_catcher_port} instead.",
+            flush=True,
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     redis_server = (
         RedisServer(settings.private_redis_dir).start() if settings.private_redis else None

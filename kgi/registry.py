@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount
 
 import services
 from shared import broker
+from shared.process_logging import quiet_libraries
 from shared.service import Service
 from shared.web import paths
 
@@ -119,5 +120,6 @@ def setup() -> RedisBroker:
     install the route table links are made from. Idempotent; returns the broker.
 
     Dramatiq's worker CLI is given ``kgi.registry:setup`` and calls it in each process."""
+    quiet_libraries()
     paths.install(mounts())
     return broker.setup_broker(actor_modules())

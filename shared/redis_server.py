@@ -76,7 +76,9 @@ class RedisServer:
         ]
         if not self.port:
             args += ["--unixsocket", str(self.socket), "--unixsocketperm", "700"]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # A session of its own: Ctrl-C in a terminal reaches the whole foreground group,
+        # and Redis must outlive the workers that drain their queues into it.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while True:
