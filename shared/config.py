@@ -86,8 +86,13 @@ class Settings:
     newsletter_rate_per_second: int = 0
     newsletter_rate_per_hour: int = 0
     newsletter_senders: int = 4
-    #: Seconds a sender owns claimed rows (0: the built-in default); tests shorten it.
+    #: Seconds a dead sender's seat and claimed rows wait before other senders take them
+    #: over (0: the built-in services.newsletter.seats.LEASE_SECONDS); tests shorten it.
     newsletter_lease_seconds: int = 0
+    #: PostgreSQL connections each process keeps per database, and how many more it may
+    #: open under load (SQLAlchemy's pool); see the README for max_connections.
+    database_pool_size: int = 5
+    database_max_overflow: int = 10
     #: A schedule missed by more than this (system down) waits for an editor's confirmation.
     schedule_grace_seconds: int = 900
     reply_to: str | None = None
@@ -256,6 +261,8 @@ def load_settings() -> Settings:
         newsletter_rate_per_hour=_int("KGI_NEWSLETTER_RATE_PER_HOUR", 0),
         newsletter_senders=max(1, _int("KGI_NEWSLETTER_SENDERS", 4)),
         newsletter_lease_seconds=_int("KGI_NEWSLETTER_LEASE_SECONDS", 0),
+        database_pool_size=max(1, _int("KGI_DATABASE_POOL_SIZE", 5)),
+        database_max_overflow=max(0, _int("KGI_DATABASE_MAX_OVERFLOW", 10)),
         schedule_grace_seconds=_int("KGI_SCHEDULE_GRACE_SECONDS", 900),
         reply_to=os.environ.get("KGI_REPLY_TO") or None,
         bounce_address=os.environ.get("KGI_BOUNCE_ADDRESS") or None,

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 from shared.config import get_settings
@@ -55,7 +53,14 @@ def create_engine_for(url: str) -> Engine:
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         sa.event.listen(engine, "begin", _begin_sqlite)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    settings = get_settings()
+    # pre_ping: a connection the server dropped (a restart) is replaced, not handed out.
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
 
 
 @cache
@@ -73,6 +78,11 @@ def read_connection(owner: str) -> sa.Connection:
 def migrate(owner: str, scripts: Path) -> None:
     """Bring ``owner``'s schema to the newest of the Alembic ``scripts`` (the folder its
     descriptor names; :func:`kgi.registry.migrate` finds it)."""
+    # Imported here: only migrating processes need Alembic, and importing it logs a line
+    # per plugin at INFO in every process that has logging set up (each worker).
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(scripts))
     config.attributes["engine"] = engine(owner)
