@@ -101,6 +101,15 @@ def test_export_and_erase_then_import_does_not_resubscribe(site, worker, smtp):
         "confirmed",
     ]
     assert data["consent_log"][0]["ip"] == "127.0.0.1"
+    # The log says where consent came from, without the secret links' tokens.
+    assert data["consent_log"][2]["source"] == "confirmation link"
+    confirmation = smtp.to("forget.me@example.org")[0].part("plain")
+    confirm_token = link_in(confirmation, "/subscribers/confirm/").rsplit("/", 1)[1]
+    assert not any(
+        secret in (event["source"] or "")
+        for event in data["consent_log"]
+        for secret in (token, confirm_token)
+    )
 
     page = client.get(prefs)
     refused = client.post(

@@ -40,11 +40,14 @@ ADMIN_PAGE_SIZE = 50
 IMPORT_BODY_LIMIT = 5 * 1024 * 1024
 
 
-def _context(request: Request, source: str | None = None) -> Context:
+def _context(request: Request, source: str) -> Context:
+    """The consent log's context of a request. ``source`` says where it came from in
+    words or as a page address, never as the request's own URL: a link from a mail
+    carries its secret token, which the log must not keep."""
     return Context(
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        source=source or str(request.url),
+        source=source,
         consent_version=optin.CONSENT_TEXT_VERSION,
     )
 
@@ -120,7 +123,7 @@ def confirm_page(request: Request) -> Response:
 
 @form_endpoint()
 def confirm_submit(request: Request, form: FormData) -> Response:
-    subscriber = optin.confirm(request.path_params["token"], _context(request))
+    subscriber = optin.confirm(request.path_params["token"], _context(request, "confirmation link"))
     return render_page(
         request, "subscribers/confirm.html", {"subscriber": subscriber, "done": True}
     )
@@ -162,7 +165,7 @@ def preferences_submit(request: Request, form: FormData) -> Response:
         changed = optin.update_preferences(
             subscriber,
             {"name": form_text(form, "name"), "language": form_text(form, "language")},
-            _context(request),
+            _context(request, "preferences link"),
         )
     except InvalidInput as exc:
         return _preferences(request, subscriber, errors={exc.field: exc.message})
