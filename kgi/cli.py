@@ -204,6 +204,34 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parts(args: argparse.Namespace) -> int:
+    """The parts with pages, one per line: what ``kgi serve`` takes, for scripts."""
+    print("\n".join(registry.servable()))
+    return 0
+
+
+def cmd_proxy_config(args: argparse.Namespace) -> int:
+    """Print (or write) the reverse proxy's nginx configuration for the given upstreams."""
+    from kgi import proxy
+
+    try:
+        config = proxy.nginx_config(
+            proxy.parse_upstreams(args.upstream),
+            listen=args.listen,
+            cache_dir=args.cache_dir,
+            standalone_dir=args.standalone,
+        )
+    except proxy.ProxyConfigError as exc:
+        print(f"kgi proxy-config: {exc}", file=sys.stderr)
+        return 1
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(config)
+    else:
+        sys.stdout.write(config)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kgi", description="KGI-Infobrief platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +255,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="migrate all databases").set_defaults(func=cmd_migrate)
 
+    # These two only read the registry: no settings, no broker (the proxy-config
+    # container has neither secrets nor Redis).
+    sub.add_parser("parts", help="the parts with pages, one per line").set_defaults(
+        func=cmd_parts, setup=False
+    )
+
+    proxy = sub.add_parser(
+        "proxy-config", help="the nginx configuration in front of the services (production)"
+    )
+    proxy.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="NAME=http://HOST:PORT",
+        help="where each part's `kgi serve` listens; one each for "
+        + ", ".join(registry.servable()),
+    )
+    proxy.add_argument("--listen", default="80", help="nginx's listen parameter (default 80)")
+    proxy.add_argument("--cache-dir", default=None, help="where nginx keeps cached feeds")
+    proxy.add_argument(
+        "--standalone",
+        metavar="DIR",
+        default=None,
+        help="a whole nginx.conf running in the foreground with its files in DIR",
+    )
+    proxy.add_argument("--output", "-o", default=None, help="write here instead of stdout")
+    proxy.set_defaults(func=cmd_proxy_config, setup=False)
+
     users = sub.add_parser("users", help="editor accounts").add_subparsers(
         dest="action", required=True
     )
@@ -247,5 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Every command may send (issues send wakes the senders) or make links.
-    registry.setup()
+    if getattr(args, "setup", True):
+        registry.setup()
     return int(args.func(args) or 0)
