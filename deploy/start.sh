@@ -60,44 +60,69 @@ until $kgi migrate >>"$dir/logs/migrate.log" 2>&1; do
     sleep 2
 done
 
+main=$$
 supervisors=""
 
-# supervise NAME COMMAND...: COMMAND in a session of its own (a signal to its process
-# group reaches a worker pool's forked processes too), its output in logs/NAME.log, its
-# pid in pids/NAME.pid; restarted two seconds after it dies, until this script stops.
+# supervise NAME COMMAND...: COMMAND in a session of its own, its output in
+# logs/NAME.log, its pid in pids/NAME.pid, restarted when it dies, until this script
+# stops or is gone. What is left of its process group when it ends (an nginx worker, a
+# worker pool's forked process) is killed first, so the restart finds its port free and
+# no second pool runs beside the new one. A quick death waits longer each time (2 s up
+# to a minute), so a taken port is not retried in a tight loop.
 supervise() {
     local name=$1
     shift
     (
         stopping=0
-        child=""
-        trap 'stopping=1; [ -z "$child" ] || kill -TERM -- "-$child" 2>/dev/null || true' TERM
+        trap 'stopping=1' TERM
+        trap '' INT HUP PIPE
+        delay=2
         while [ "$stopping" = 0 ]; do
+            started=$(date +%s)
             setsid "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
             child=$!
             echo "$child" >"$dir/pids/$name.pid"
-            status=0
-            wait "$child" || status=$?
-            # A signal ends `wait` early; the child is still shutting down.
-            while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done
+            status=""
+            while [ -z "$status" ]; do
+                # Checked every second, not only on a signal: a SIGKILLed script cannot
+                # say goodbye, and a TERM arriving just before `child=$!` is not lost.
+                if [ "$stopping" = 1 ] || ! kill -0 "$main" 2>/dev/null; then
+                    stopping=1
+                    kill -TERM -- "-$child" 2>/dev/null || true
+                fi
+                sleep 1 &
+                finished=""
+                code=0
+                wait -n -p finished "$child" $! || code=$?
+                # An interrupted wait leaves `finished` unset.
+                [ "${finished:-}" != "$child" ] || status=$code
+            done
+            kill -KILL -- "-$child" 2>/dev/null || true
             [ "$stopping" = 0 ] || break
-            echo "$(date '+%F %T') $name stopped (exit $status), restarting; see $dir/logs/$name.log" >&2
-            sleep 2
+            if [ $(($(date +%s) - started)) -ge 60 ]; then delay=2; fi
+            echo "$(date '+%F %T') $name stopped (exit $status), restarting in $delay s;" \
+                "see $dir/logs/$name.log" >&2 || true
+            sleep "$delay" &
+            wait $! || true
+            delay=$((delay * 2 > 60 ? 60 : delay * 2))
         done
     ) &
     supervisors="$supervisors $!"
 }
 
 stop_all() {
-    trap - TERM INT
-    echo "Stopping..."
+    trap '' TERM INT HUP
     for supervisor in $supervisors; do
         kill -TERM "$supervisor" 2>/dev/null || true
     done
+    echo "Stopping..." || true
     wait
     exit 0
 }
-trap stop_all TERM INT
+# A closed terminal or pipe (`start.sh | tee log`, then Ctrl-C) must not kill this script
+# before it has stopped what it started.
+trap '' PIPE
+trap stop_all TERM INT HUP
 
 parts=$($kgi parts)
 upstreams=""
@@ -122,5 +147,25 @@ $kgi proxy-config $upstreams --listen "$listen" --standalone "$dir/nginx" \
     --output "$dir/nginx/nginx.conf"
 supervise nginx "$nginx" -e stderr -p "$dir/nginx" -c "$dir/nginx/nginx.conf"
 
-echo "KGI-Infobrief runs behind nginx on $listen (logs in $dir/logs); Ctrl-C stops it."
-wait
+# Ready when nginx accepts connections (bash's /dev/tcp; listen is PORT or HOST:PORT).
+case $listen in
+*:*) host=${listen%:*} port=${listen##*:} ;;
+*) host=127.0.0.1 port=$listen ;;
+esac
+ready=0
+for _ in $(seq 60); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+        ready=1
+        break
+    fi
+    sleep 1
+done
+if [ "$ready" = 1 ]; then
+    echo "KGI-Infobrief runs behind nginx on $listen (logs in $dir/logs); Ctrl-C stops it."
+else
+    echo "nginx does not answer on $listen after a minute; see $dir/logs/nginx.log." \
+        "Still trying; Ctrl-C stops everything." >&2
+fi
+wait || true
+echo "Every supervisor has ended; stopping." >&2
+exit 1

@@ -220,6 +220,9 @@ def cmd_proxy_config(args: argparse.Namespace) -> int:
             listen=args.listen,
             cache_dir=args.cache_dir,
             standalone_dir=args.standalone,
+            server_name=args.server_name,
+            front=args.front,
+            resolver=args.resolver,
         )
     except proxy.ProxyConfigError as exc:
         print(f"kgi proxy-config: {exc}", file=sys.stderr)
@@ -279,6 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         default=None,
         help="a whole nginx.conf running in the foreground with its files in DIR",
+    )
+    proxy.add_argument(
+        "--server-name", default=None, help="the site's host name (beside other sites)"
+    )
+    proxy.add_argument(
+        "--front",
+        metavar="ADDRESS",
+        default=None,
+        help="IP address of a TLS terminator in front of nginx, believed for the client",
+    )
+    proxy.add_argument(
+        "--resolver",
+        metavar="ADDRESS",
+        default=None,
+        help="DNS server to look the upstreams up at run time (Compose: 127.0.0.11)",
     )
     proxy.add_argument("--output", "-o", default=None, help="write here instead of stdout")
     proxy.set_defaults(func=cmd_proxy_config, setup=False)

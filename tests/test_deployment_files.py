@@ -9,16 +9,22 @@ as the one trusted proxy, secrets only where needed. The nginx configuration mad
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from kgi import proxy, registry
 from kgi.cli import build_parser
-from tests.conftest import run_kgi
+from tests.conftest import free_port, run_kgi, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -87,15 +93,24 @@ def test_compose_gates_the_start_on_health_and_migration(compose):
     assert served == set(registry.servable())
 
 
-def test_compose_puts_nginx_in_front_as_the_one_trusted_proxy(compose):
+def test_compose_puts_nginx_in_front_as_the_one_trusted_proxy(compose, tmp_path):
     services = compose["services"]
     command = services["proxy-config"]["command"]
     arguments = build_parser().parse_args(command[1:])
     # Every part with pages, by the same check `kgi proxy-config` makes.
     upstreams = proxy.parse_upstreams(arguments.upstream)
-    for name, address in upstreams.items():
+    for name, [address] in upstreams.items():
         host = address.split(":")[0]
         assert services[host]["command"][:3] == ["kgi", "serve", name]
+    # What proxy-config writes there passes nginx (the image's own is newer still).
+    if shutil.which(NGINX):
+        config = proxy.nginx_config(
+            upstreams, cache_dir=str(tmp_path / "cache"), resolver=arguments.resolver
+        )
+        assert arguments.resolver and "resolver " in config
+        (tmp_path / "kgi.conf").write_text(config)
+        (tmp_path / "nginx.conf").write_text(snippet_host(tmp_path / "kgi.conf"))
+        assert_nginx_accepts(tmp_path / "nginx.conf")
     assert "/etc/nginx/conf.d" in " ".join(str(v) for v in services["nginx"]["volumes"])
     nginx_address = services["nginx"]["networks"]["kgi"]["ipv4_address"]
     for name in APPLICATION_SERVICES:
@@ -134,12 +149,23 @@ def test_dockerfile_owns_the_volume_folders_as_its_unprivileged_user():
     assert "KGI_DATA_DIR=/data" in build
 
 
-def upstream_arguments() -> list[str]:
+def upstream_arguments(port: int | None = None) -> list[str]:
+    """An ``--upstream`` per part: each on a port of its own, or all on ``port``."""
     return [
         argument
-        for port, name in enumerate(registry.servable(), start=9100)
-        for argument in ("--upstream", f"{name}=http://127.0.0.1:{port}")
+        for number, name in enumerate(registry.servable())
+        for argument in ("--upstream", f"{name}=http://127.0.0.1:{port or 9100 + number}")
     ]
+
+
+def snippet_host(snippet: Path) -> str:
+    """A minimal nginx.conf including ``snippet`` in ``http``, as conf.d/ is included."""
+    folder = snippet.parent
+    return (
+        f"pid {folder}/nginx.pid;\nevents {{}}\nhttp {{\n"
+        f"client_body_temp_path {folder}/body; proxy_temp_path {folder}/proxy;\n"
+        f"include {snippet};\n}}\n"
+    )
 
 
 def assert_nginx_accepts(config: Path) -> None:
@@ -173,11 +199,7 @@ def test_proxy_config_passes_nginx_in_both_forms(tmp_path):
     snippet = run_kgi("proxy-config", *upstream_arguments(), "--cache-dir", str(tmp_path / "cache"))
     assert snippet.returncode == 0, snippet.stderr
     (tmp_path / "kgi.conf").write_text(snippet.stdout)
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n"
-        f"client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
-        f"include {tmp_path}/kgi.conf;\n}}\n"
-    )
+    (tmp_path / "nginx.conf").write_text(snippet_host(tmp_path / "kgi.conf"))
     assert_nginx_accepts(tmp_path / "nginx.conf")
 
 
@@ -194,3 +216,98 @@ def test_proxy_config_names_what_is_wrong(arguments, message):
     result = run_kgi("proxy-config", *arguments)
     assert result.returncode == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """Answers every request with the headers it came with, as JSON."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def proxied_echo(tmp_path: Path) -> Iterator[tuple[str, Callable[..., dict]]]:
+    """nginx from ``kgi proxy-config --front 127.0.0.1`` in front of an echo server:
+    yields the proxy's URL and a function asking it from a given source address."""
+    if not shutil.which(NGINX):
+        pytest.skip("nginx is missing (install-test-tools.sh)")
+    echo = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    listen = free_port()
+    made = run_kgi(
+        "proxy-config",
+        *upstream_arguments(echo.server_address[1]),
+        "--front", "127.0.0.1",
+        "--listen", f"127.0.0.1:{listen}",
+        "--standalone", str(tmp_path),
+        "--output", str(tmp_path / "nginx.conf"),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    nginx = subprocess.Popen(
+        [NGINX, "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{listen}"
+
+    def ask(source: str, path: str = "/news/x", **headers: str) -> dict:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport) as client:
+            return client.get(url + path, headers=headers).json()
+
+    try:
+        wait_for(lambda: port_open(listen), message="nginx to listen")
+        yield url, ask
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        echo.shutdown()
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_nginx_believes_the_front_and_nobody_else(proxied_echo):
+    url, ask = proxied_echo
+    # A client reaching nginx directly is its own address, whatever it claims.
+    direct = ask(
+        "127.0.0.2",
+        **{"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https", "x-real-ip": "1.1.1.1"},
+    )
+    assert direct["x-forwarded-for"] == "127.0.0.2"
+    assert direct["x-forwarded-proto"] == "http"
+    assert "x-real-ip" not in direct and "forwarded" not in direct
+    # The TLS terminator in front (127.0.0.1) is believed: the last address it added.
+    fronted = ask(
+        "127.0.0.1",
+        **{"x-forwarded-for": "203.0.113.9, 198.51.100.7", "x-forwarded-proto": "https"},
+    )
+    assert fronted["x-forwarded-for"] == "198.51.100.7"
+    assert fronted["x-forwarded-proto"] == "https"
+    # The Host the client used reaches the service, port included (for its redirects).
+    assert fronted["host"] == url.removeprefix("http://")
+    # Each prefix goes to its part; /newsfoo is not /news.
+    assert ask("127.0.0.2", "/newsfoo")["path"] == "/newsfoo"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--front", "tls.example.org"], "--front 'tls.example.org': expected an IP address"),
+        (["--server-name", "a b"], "expected a host name"),
+        (["--standalone", "/tmp/a$b"], "nginx cannot take"),
+        (["--resolver", "127.0.0.11", "--upstream", "feeds=http://127.0.0.1:1"], "one --upstream"),
+    ],
+)
+def test_proxy_config_refuses_options_nginx_would_misread(arguments, message):
+    result = run_kgi("proxy-config", *upstream_arguments(), *arguments)
+    assert result.returncode == 1 and message in result.stderr, result.stderr

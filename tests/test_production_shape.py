@@ -15,6 +15,7 @@ Runs once, in the suite's PostgreSQL run: production's database.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -125,6 +126,26 @@ class Deployment:
     def pid_of(self, name: str) -> int:
         return int((self.folder / "pids" / f"{name}.pid").read_text())
 
+    def processes(self) -> list[int]:
+        """Every process still running in the groups the script started."""
+        groups = {int(pid.read_text()) for pid in (self.folder / "pids").glob("*.pid")}
+        return [pid for group in groups for pid in group_members(group)]
+
+    def stop(self) -> list[int]:
+        """SIGTERM to the script, as an operator stops it; returns what still runs after
+        (nothing, when the script works), having killed it so nothing outlives the test."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        left = self.processes()
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return left
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {log.name} ---\n{log.read_text(errors='replace')[-3000:]}"
@@ -195,16 +216,24 @@ def deployment(postgres: PostgresServer, tmp_path: Path) -> Iterator[Deployment]
     finally:
         # pytest shows this only when the test failed.
         print((tmp_path / "start.log").read_text(errors="replace"), running.logs())
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        running.stop()
         output.close()
         for engine in running.databases.values():
             engine.dispose()
         redis.stop()
         smtp.stop()
+
+
+def group_members(group: int) -> list[int]:
+    """The running processes of process group ``group``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after it.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+    return members
 
 
 def browser(deployment: Deployment) -> httpx.Client:
@@ -322,6 +351,15 @@ def start_issue(admin: httpx.Client) -> int:
     return int(url.rstrip("/").rsplit("/", 1)[1])
 
 
+def kill_pool(deployment: Deployment, name: str) -> None:
+    """SIGKILL a worker pool's main process, as the kernel's OOM killer would; the
+    script must end the rest of the pool before it starts a new one (no second pool
+    beside an orphaned worker)."""
+    group = deployment.pid_of(name)
+    os.kill(group, signal.SIGKILL)
+    wait_for(lambda: not group_members(group), timeout=15, message=f"{name}'s old processes gone")
+
+
 def issue_state(deployment: Deployment, issue_id: int) -> str | None:
     """The issue's state as its database has it (None while PostgreSQL restarts)."""
     try:
@@ -347,8 +385,12 @@ def test_production_shape_through_nginx_with_faults(
     again = httpx.get(f"{deployment.url}/news/feed.atom")
     assert "Fachtagung Kommune goes International" in first.text
     assert (first.headers["x-cache-status"], again.headers["x-cache-status"]) == ("MISS", "HIT")
-    # Personal pages never are.
-    assert admin.get("/newsletter/admin/").headers["x-cache-status"] != "HIT"
+    # Personal pages never are, for the same person or the next.
+    for client in (admin, admin, httpx.Client(base_url=deployment.url)):
+        assert client.get("/newsletter/admin/").headers["x-cache-status"] != "HIT"
+    # A redirect the services make keeps the address the client used, port included.
+    redirect = httpx.get(f"{deployment.url}/news", follow_redirects=False)
+    assert redirect.headers["location"] == f"{deployment.url}/news/"
 
     readers = [*import_subscribers(admin, RECIPIENTS), "neu@example.org"]
     smtp = deployment.smtp
@@ -360,8 +402,8 @@ def test_production_shape_through_nginx_with_faults(
         wait_for(lambda: len(smtp.mails) >= count, timeout=120, message=f"{count} mails sent")
 
     faults = {
-        # The whole pool: its dramatiq supervisor and the forked worker process.
-        "worker pool SIGKILLed": lambda: os.killpg(deployment.pid_of("worker-1"), signal.SIGKILL),
+        # Dramatiq's main process; its forked worker is then ended by the script.
+        "worker pool SIGKILLed": lambda: kill_pool(deployment, "worker-1"),
         "PostgreSQL restarted": deployment.postgres.restart,
         "Redis SIGKILLed, restarted": lambda: (
             deployment.redis.stop(kill=True),
@@ -393,5 +435,9 @@ def test_production_shape_through_nginx_with_faults(
     summary = wait_for(lambda: smtp.to(EDITOR), timeout=60, message="the summary mail")
     time.sleep(2)
     assert len(smtp.to(EDITOR)) == 1 and summary[0].received_at >= arrivals[-1]
-    # Still serving after it all, through the same nginx.
+    # Still serving after it all, through the same nginx; then stopped as an operator
+    # stops it, with nothing left running and the port free.
     assert httpx.get(f"{deployment.url}/news/").status_code == 200
+    assert deployment.stop() == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(deployment.url)
