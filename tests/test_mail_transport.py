@@ -9,6 +9,8 @@ import time
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.mail.message import WELCOME, PreparedMessage, Unsubscribe
 from shared.mail.transport import (
@@ -162,6 +164,27 @@ def test_dkim_signature_covers_list_unsubscribe_and_verifies():
     assert dkim.verify(signed, dnsfunc=dns)
     tampered = signed.replace(b"https://kgi.example.org/u/1", b"https://evil.example/u/1")
     assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+@given(st.binary(max_size=2000), st.sampled_from(["sha256", "sha1"]))
+@settings(max_examples=50, deadline=None)
+def test_dkim_rsa_step_by_openssl_gives_dkimpys_own_bytes(data, algorithm):
+    """PKCS#1 v1.5 is deterministic: OpenSSL's signature must equal dkimpy's pure-Python
+    one bit for bit, for any digest; and it is the step dkimpy now uses."""
+    import hashlib
+
+    import dkim
+    import dkim.crypto
+
+    from shared.mail import dkim_signing
+
+    fixtures = __import__("pathlib").Path(__file__).parent / "fixtures" / "dkim"
+    key = dkim.crypto.parse_pem_private_key((fixtures / "test-only-private.pem").read_bytes())
+    digest = hashlib.new(algorithm, data)
+    assert dkim_signing.openssl_rsassa_sign(digest, key) == (
+        dkim.crypto.RSASSA_PKCS1_v1_5_sign(digest, key)
+    )
+    assert dkim.RSASSA_PKCS1_v1_5_sign is dkim_signing.openssl_rsassa_sign
 
 
 TLS = __import__("pathlib").Path(__file__).parent / "fixtures" / "tls"

@@ -1,16 +1,60 @@
 """Optional DKIM signing (dkimpy), configured by KGI_DKIM_KEY_FILE, KGI_DKIM_SELECTOR and
 KGI_DKIM_DOMAIN. The signature covers the List-Unsubscribe headers, as RFC 8058 asks, so
-a one-click unsubscribe link cannot be forged onto our mail."""
+a one-click unsubscribe link cannot be forged onto our mail.
+
+dkimpy canonicalises and hashes; its RSA step is pure Python (about 10 ms per message
+for a 2048-bit key, which capped dispatch near 100 messages per second per core). That
+one step is done by OpenSSL instead (``cryptography``, 40 times faster): PKCS#1 v1.5
+signatures are deterministic, so the bytes are the same as dkimpy's own, which the tests
+compare, and dkimpy still verifies every signature the tests make.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 import dkim
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from shared.config import get_settings
+
+#: dkimpy's hash names and their OpenSSL counterparts (rsa-sha256; rsa-sha1 for old keys).
+OPENSSL_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha1": hashes.SHA1,
+}
+
+
+@lru_cache(maxsize=8)
+def _openssl_key(numbers: tuple[int, ...]) -> rsa.RSAPrivateKey:
+    n, e, d, p, q, dmp1, dmq1, iqmp = numbers
+    return rsa.RSAPrivateNumbers(
+        p, q, d, dmp1, dmq1, iqmp, rsa.RSAPublicNumbers(e, n)
+    ).private_key()
+
+
+def openssl_rsassa_sign(hash: Any, private_key: dict[str, int]) -> bytes:
+    """dkimpy's ``RSASSA_PKCS1_v1_5_sign(hash, private_key)`` done by OpenSSL: the same
+    arguments (a finished hash object, the key as dkimpy parsed it), the same bytes."""
+    key = _openssl_key(
+        tuple(
+            private_key[name]
+            for name in (
+                "modulus", "publicExponent", "privateExponent", "prime1", "prime2",
+                "exponent1", "exponent2", "coefficient",
+            )
+        )
+    )  # fmt: skip
+    algorithm = OPENSSL_HASHES[hash.name.lower()]()
+    return key.sign(hash.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
+
+
+# dkimpy looks the RSA step up by this name in its own module at every signature.
+dkim.RSASSA_PKCS1_v1_5_sign = openssl_rsassa_sign
 
 #: Headers the signature covers.
 SIGNED_HEADERS = (
