@@ -31,7 +31,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	sh scripts/install-bench-tools.sh
-	$(PY) bench/signup.py
+	$(PY) bench/web.py
 	$(PY) bench/login_flood.py
 	$(PY) bench/feeds.py
 	$(PY) bench/dispatch.py

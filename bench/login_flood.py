@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.signup import SITE_APP, free_port, serve  # noqa: E402
+from bench.harness import SITE_APP, free_port, serve  # noqa: E402
 
 #: 8 clients post wrong logins, each for a new address so the per-account throttle
 #: never answers for argon2: every request costs a full password check.
