@@ -156,7 +156,8 @@ def http_load(
         return asyncio.run(python_load(url, seconds, headers or {}, connections))
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     lua.write_text(script + WRK_REPORT)
-    command = ["wrk", "-t", str(WRK_THREADS), "-c", str(connections), "-d", f"{max(1, round(seconds))}s"]
+    duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds
+    command = ["wrk", "-t", str(WRK_THREADS), "-c", str(connections), "-d", duration]
     command += ["--timeout", "10s", "-s", str(lua)]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
