@@ -5,26 +5,37 @@ aggregation) raises the content version in the feeds database, in the transactio
 makes the change (:func:`services.feeds.store.mark_content_changed`). A rendered feed is
 kept per process under (version, URL) and reused until the version moves or an
 effective/expiry date passes. So a feed is rendered once per change and per process, and
-a request for an unchanged feed costs one primary-key read.
+the version is read from the database at most once a second per process: a cached feed
+is answered from memory on the event loop, without a thread or a query.
 
-The key lives in the database, not in Redis: a counter in Redis can go backwards (a
-flush, or an AOF that lost its last second) and would then serve copies without an item
-the list already shows. Losing Redis costs nothing here.
+That second is the only delay a change can have. A change made by this process is seen
+at once (its commit makes the version untrusted until a read after it); one made by
+another process (a worker's aggregation, another web process) within
+``VERSION_TRUST_SECONDS``. The key lives in the database, not in Redis: a counter in
+Redis can go backwards (a flush, or an AOF that lost its last second) and would then
+serve copies without an item the list already shows. Losing Redis costs nothing here.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+
+import sqlalchemy as sa
 
 from services.feeds import store
 from shared.database import read_connection, utcnow
 
 #: Rendered feeds kept per process (each variant of filters, format and page is one).
 MAX_ENTRIES = 512
+
+#: How long this process answers from memory on the content version it read last,
+#: before reading it again: the longest another process's change stays unseen.
+VERSION_TRUST_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -41,16 +52,75 @@ class Rendered:
 _entries: OrderedDict[tuple[int, str], Rendered] = OrderedDict()
 _lock = threading.Lock()
 
+#: The content version read last, when (time.monotonic()), and from when on a read may
+#: be trusted (a commit of this process changing the version pushes that forward).
+_version = 0
+_read_at = float("-inf")
+_trusted_from = 0.0
+
+
+def _hit(version: int, key: str) -> Rendered | None:
+    """The entry for ``key`` at ``version`` if it is still valid (under ``_lock``)."""
+    hit = _entries.get((version, key))
+    if hit is not None and (hit.valid_until is None or hit.valid_until > utcnow()):
+        _entries.move_to_end((version, key))
+        return hit
+    return None
+
+
+def lookup(key: str) -> Rendered | None:
+    """The rendering for ``key`` from memory alone, when the content version read last is
+    still to be trusted; None otherwise (then :func:`cached`, in a thread). Never blocks:
+    fit for the event loop."""
+    now = time.monotonic()
+    with _lock:
+        if _read_at < _trusted_from or now - _read_at > VERSION_TRUST_SECONDS:
+            return None
+        return _hit(_version, key)
+
+
+def current_version() -> int:
+    """The content version, read from the database (and remembered with when)."""
+    global _version, _read_at
+    started = time.monotonic()
+    with read_connection("feeds") as conn:
+        version = store.content_version_of(conn)
+    with _lock:
+        if started >= _read_at:
+            _version, _read_at = version, started
+    return version
+
+
+def distrust_version() -> None:
+    """This process is committing a change: answer nothing from memory until the
+    version has been read again after the commit (within ``VERSION_TRUST_SECONDS``, which
+    a commit takes far less than)."""
+    global _trusted_from
+    with _lock:
+        _trusted_from = time.monotonic() + VERSION_TRUST_SECONDS
+
+
+@sa.event.listens_for(sa.engine.Engine, "commit")
+def _on_commit(conn: sa.Connection) -> None:
+    if conn.info.pop(store.CONTENT_CHANGED_MARK, False):
+        distrust_version()
+
+
+@sa.event.listens_for(sa.engine.Engine, "rollback")
+def _on_rollback(conn: sa.Connection) -> None:
+    # The pooled connection keeps its info: a change that never happened leaves no mark.
+    conn.info.pop(store.CONTENT_CHANGED_MARK, None)
+
 
 def cached(key: str, render: Callable[[], Rendered]) -> Rendered:
     """The rendering for ``key`` at the current content version, rendering it if needed."""
-    with read_connection("feeds") as conn:
-        current = store.content_version_of(conn)
-    now = utcnow()
+    hit = lookup(key)
+    if hit is not None:
+        return hit
+    current = current_version()
     with _lock:
-        hit = _entries.get((current, key))
-        if hit is not None and (hit.valid_until is None or hit.valid_until > now):
-            _entries.move_to_end((current, key))
+        hit = _hit(current, key)
+        if hit is not None:
             return hit
     rendered = render()
     with _lock:
@@ -61,6 +131,8 @@ def cached(key: str, render: Callable[[], Rendered]) -> Rendered:
 
 
 def clear_local() -> None:
-    """Forget this process's renderings (tests)."""
+    """Forget this process's renderings and the version it read (tests)."""
+    global _read_at
     with _lock:
         _entries.clear()
+        _read_at = float("-inf")

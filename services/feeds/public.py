@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
@@ -142,19 +143,27 @@ def news_item(request: Request) -> Response:
     )
 
 
-def feed(request: Request) -> Response:
-    """RSS, Atom or JSON Feed of a selection, from the cache, with conditional GET."""
+async def feed(request: Request) -> Response:
+    """RSS, Atom or JSON Feed of a selection, from the cache, with conditional GET.
+
+    Asynchronous so that a feed in memory is answered on the event loop: most requests
+    are readers polling an unchanged feed, and a thread per request would cost more than
+    the answer. Reading the version and rendering go to the threadpool."""
     fmt = request.path_params["fmt"]
     if fmt not in ("rss", "atom", "json"):
         raise NotFound(NOTHING_HERE)
     selection, page = selection_from(request)
     query = FeedQuery(selection, page)
-    if request.url.query != query.query_string:
+    # The raw query, not request.url: building a URL object costs more than the answer.
+    if request.scope["query_string"].decode("latin-1") != query.query_string:
         # One URL per feed, so the self link always matches the URL served.
         target = request.url.path + ("?" + query.query_string if query.query_string else "")
         return RedirectResponse(target, status_code=301)
     # A page past the last raises PageNotFound (a NotFound): answered as 404.
-    rendered = cache.cached(f"{fmt}?{query.query_string}", lambda: render_feed(fmt, query))
+    key = f"{fmt}?{query.query_string}"
+    rendered = cache.lookup(key) or await run_in_threadpool(
+        cache.cached, key, lambda: render_feed(fmt, query)
+    )
     return conditional(request, rendered)
 
 

@@ -328,9 +328,16 @@ def pending_revision(conn: Connection, item_id: int) -> Revision | None:
     return revision_from_row(row) if row else None
 
 
+#: The mark on a connection whose transaction changes the content version.
+CONTENT_CHANGED_MARK = "kgi_content_changed"
+
+
 def mark_content_changed(conn: Connection, at: datetime) -> None:
     """Record, in the transaction that makes it, a change the public can see. The moment
     never goes backwards, even when clocks of several processes differ a little."""
+    # Read by services.feeds.cache when the transaction commits: this process then
+    # stops answering feeds from memory until it has read the new version.
+    conn.info[CONTENT_CHANGED_MARK] = True
     row = conn.execute(sa.select(content_version).where(content_version.c.id == 1)).first()
     if row is None:
         conn.execute(content_version.insert(), {"id": 1, "version": 1, "changed_at": at})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,8 +51,24 @@ STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
 
 def csp_nonce(connection: HTTPConnection) -> str:
-    """The nonce of this request's Content-Security-Policy ('' outside the middleware)."""
-    return connection.scope.get(NONCE_SCOPE_KEY, "")
+    """The nonce of this request's Content-Security-Policy, made on first use ('' outside
+    the middleware). A response that never asked for one (a feed, an image, JSON) gets a
+    policy without a nonce: it has no inline script to allow."""
+    if NONCE_SCOPE_KEY not in connection.scope:
+        return ""
+    nonce = connection.scope[NONCE_SCOPE_KEY]
+    if nonce is None:
+        nonce = connection.scope[NONCE_SCOPE_KEY] = secrets.token_urlsafe(16)
+    return nonce
+
+
+#: The policy of a response without inline script, as ASGI wants it.
+_RAW_POLICY_WITHOUT_NONCE = CONTENT_SECURITY_POLICY.replace(" 'nonce-{nonce}'", "").encode()
+
+#: The fixed headers as ASGI wants them, for the check and append below.
+_RAW_STATIC_HEADERS = [
+    (name.lower().encode(), value.encode()) for name, value in STATIC_HEADERS.items()
+]
 
 
 class SecurityHeadersMiddleware:
@@ -67,19 +82,25 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        nonce = secrets.token_urlsafe(16)
-        scope[NONCE_SCOPE_KEY] = nonce
+        scope[NONCE_SCOPE_KEY] = None  # made by csp_nonce() when a page asks for it
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in STATIC_HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
-                if "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.format(nonce=nonce)
-                if self.https:
-                    headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+                headers = message["headers"] = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(raw for raw in _RAW_STATIC_HEADERS if raw[0] not in present)
+                if b"content-security-policy" not in present:
+                    nonce = scope[NONCE_SCOPE_KEY]
+                    policy = (
+                        CONTENT_SECURITY_POLICY.format(nonce=nonce)
+                        if nonce
+                        else (CONTENT_SECURITY_POLICY.replace(" 'nonce-{nonce}'", ""))
+                    )
+                    headers.append((b"content-security-policy", policy.encode()))
+                if self.https and b"strict-transport-security" not in present:
+                    headers.append(
+                        (b"strict-transport-security", STRICT_TRANSPORT_SECURITY.encode())
+                    )
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
