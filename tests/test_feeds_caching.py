@@ -17,7 +17,7 @@ from services.feeds import aggregate, cache, content, listing, store
 from services.feeds.parse import Entry
 from shared.database import engine, utcnow
 from shared.redis_client import get_redis
-from tests.conftest import csrf_of, login
+from tests.conftest import csrf_of, login, run_kgi, wait_for
 
 FEEDS = ("rss", "atom", "json")
 
@@ -70,6 +70,23 @@ def test_feeds_follow_the_database_when_redis_loses_its_keys(site: str) -> None:
         assert title in httpx.get(f"{site}/news/").text
         for fmt in FEEDS:
             assert title in httpx.get(f"{site}/news/feed.{fmt}").text, (title, fmt)
+
+
+def test_a_change_by_another_process_is_served_within_the_trusted_second(site: str) -> None:
+    """Feeds are answered from memory while the content version read last is trusted
+    (a second). A change this process makes is served at once (publish above); one made
+    by another process, here `kgi demo` loading items, within that second."""
+    assert "Werkstattgespräche" not in httpx.get(f"{site}/news/feed.atom").text
+    assert httpx.get(f"{site}/news/feed.atom").status_code == 200  # answered from memory
+    loaded = run_kgi("demo")
+    assert loaded.returncode == 0, loaded.stderr
+    seen = time.monotonic()
+    wait_for(
+        lambda: "Werkstattgespräche" in httpx.get(f"{site}/news/feed.atom").text,
+        timeout=5,
+        message="the other process's items in the feed",
+    )
+    assert time.monotonic() - seen <= cache.VERSION_TRUST_SECONDS + 0.5
 
 
 def test_hiding_a_partner_item_moves_last_modified_forward(site: str) -> None:
