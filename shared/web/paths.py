@@ -11,6 +11,7 @@ server and worker alike: workers build links in mails without ever serving a req
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from starlette.routing import BaseRoute, Mount, NoMatchFound, Router
@@ -32,6 +33,7 @@ def install(routes: list[BaseRoute]) -> None:
     :func:`path_for` reads. Called once per process by the registry."""
     global _table
     _table = Router(routes=routes)
+    _template.cache_clear()
 
 
 def _installed() -> Router:
@@ -46,7 +48,31 @@ def path_for(name: str, /, **params: Any) -> str:
     """The path of the route ``name`` (``service:route``) with ``params`` filled in.
 
     Raises starlette's NoMatchFound for an unknown name or missing parameters."""
+    # Searching the route table costs about 50 µs, and an issue asks twice per recipient
+    # (100,000 recipients: 10 s of its audience snapshot). A route's path is searched
+    # once per set of parameter names, then filled in. Only with plain text values,
+    # which every convertor that takes them at all puts in as they are.
+    if all(isinstance(v, str) and v and "/" not in v and _MARK not in v for v in params.values()):
+        template = _template(name, tuple(sorted(params)))
+        if template is not None:
+            for key, value in params.items():
+                template = template.replace(f"{_MARK}{key}{_MARK}", value)
+            return template
     return str(_installed().url_path_for(name, **params))
+
+
+#: Stands around a parameter's name in a path template (no URL can contain it).
+_MARK = "\x00"
+
+
+@cache
+def _template(name: str, keys: tuple[str, ...]) -> str | None:
+    """The route's path with a marker for each parameter, or None when a convertor will
+    not take text (a number, for instance): such paths are searched every time."""
+    try:
+        return str(_installed().url_path_for(name, **{k: f"{_MARK}{k}{_MARK}" for k in keys}))
+    except (ValueError, TypeError, AssertionError):
+        return None
 
 
 def absolute_url_for(name: str, /, **params: Any) -> str:
