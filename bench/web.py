@@ -39,10 +39,11 @@ from bench.harness import (
 #: A POST of the sign-up form with an address no one used before; every wrk thread
 #: numbers its own, so no two requests share one.
 SIGNUP_SCRIPT = """
-local thread_number = 0
+local threads = 0
 setup = function(thread)
-  thread_number = thread_number + 1
-  thread:set("thread_number", thread_number)
+  -- Runs in the main Lua state; each thread's own state gets its number as a global.
+  threads = threads + 1
+  thread:set("thread_number", threads)
 end
 local counter = 0
 request = function()
