@@ -7,6 +7,8 @@ work unchanged.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -38,6 +40,48 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class SerialisedWrites(sqlite3.Connection):
+    """A SQLite connection whose write transactions queue on a lock of this process.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which
+    sleeps and retries (1, 2, 5, 10 ... 100 ms). Twenty threads signing people up at
+    once then spent most of their time asleep: p99 1.8 s for a 2 ms write. Threads of
+    one process queue on a lock instead and go in the moment the writer before them
+    commits; other processes still meet at SQLite's lock. Each database gets a subclass
+    with a lock of its own (:func:`create_engine_for`)."""
+
+    writer_lock: threading.Lock
+    holding = False
+
+    def begin_write(self) -> None:
+        """Wait for this process's writer before the database's (at most the busy
+        timeout: then SQLite's own wait decides, as before)."""
+        self.holding = self.writer_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+    def release_write(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.writer_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_write()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_write()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.release_write()
+
+
 def _begin_sqlite(conn: sa.Connection) -> None:
     # Writers take the write lock at the start (BEGIN IMMEDIATE): two processes that read
     # and then write could otherwise deadlock and fail with "database is locked" instead of
@@ -45,8 +89,17 @@ def _begin_sqlite(conn: sa.Connection) -> None:
     # writers: in WAL mode they read the last committed state.
     if conn.get_execution_options().get("kgi_read_only"):
         conn.exec_driver_sql("BEGIN")
-    else:
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    if isinstance(dbapi_connection, SerialisedWrites):
+        dbapi_connection.begin_write()
+    try:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        # No transaction began, so no commit or rollback will release the lock.
+        if isinstance(dbapi_connection, SerialisedWrites):
+            dbapi_connection.release_write()
+        raise
 
 
 def create_engine_for(url: str) -> Engine:
@@ -55,9 +108,10 @@ def create_engine_for(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        factory = type("SerialisedWrites", (SerialisedWrites,), {"writer_lock": threading.Lock()})
         engine = sa.create_engine(
             url,
-            connect_args={"check_same_thread": False},
+            connect_args={"check_same_thread": False, "factory": factory},
             pool_size=SQLITE_POOL_SIZE,
             max_overflow=SQLITE_POOL_SIZE,
         )
