@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import smtplib
 import subprocess
 import sys
@@ -334,7 +333,6 @@ def main() -> int:
             site.wait()
             sink.terminate()
             sink.wait()
-    shutil.rmtree(workdir, ignore_errors=True)
     return verdicts.finish()
 
 

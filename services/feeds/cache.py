@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
 
 from services.feeds import store
 from shared.database import read_connection, utcnow
@@ -128,6 +129,12 @@ def cached(key: str, render: Callable[[], Rendered]) -> Rendered:
         while len(_entries) > MAX_ENTRIES:
             _entries.popitem(last=False)
     return rendered
+
+
+async def served(key: str, render: Callable[[], Rendered]) -> Rendered:
+    """:func:`cached` for endpoints: from memory on the event loop when it can be,
+    otherwise reading the version (and rendering) in the threadpool."""
+    return lookup(key) or await run_in_threadpool(cached, key, render)
 
 
 def clear_local() -> None:

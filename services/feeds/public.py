@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
@@ -161,17 +160,14 @@ async def feed(request: Request) -> Response:
         return RedirectResponse(target, status_code=301)
     # A page past the last raises PageNotFound (a NotFound): answered as 404.
     key = f"{fmt}?{query.query_string}"
-    rendered = cache.lookup(key) or await run_in_threadpool(
-        cache.cached, key, lambda: render_feed(fmt, query)
-    )
-    return conditional(request, rendered)
+    return conditional(request, await cache.served(key, lambda: render_feed(fmt, query)))
 
 
-def calendar(request: Request) -> Response:
-    """Conference dates as iCalendar, with conditional GET."""
+async def calendar(request: Request) -> Response:
+    """Conference dates as iCalendar, with conditional GET (from memory like the feeds)."""
     selection, _ = selection_from(request)
     key = f"ics?{FeedQuery(selection).query_string}"
-    return conditional(request, cache.cached(key, lambda: render_calendar(selection)))
+    return conditional(request, await cache.served(key, lambda: render_calendar(selection)))
 
 
 def since_of(raw: str) -> datetime:
