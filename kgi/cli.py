@@ -173,7 +173,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
-    from shared.accounts.passwords import hash_password
+    from shared.accounts.login import hash_password
     from shared.accounts.store import save_user
 
     registry.ACCOUNTS.migrate()

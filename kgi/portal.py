@@ -11,11 +11,9 @@ from starlette.routing import Route
 from services.subscribers.openapi import openapi_document
 from shared.accounts.login import LoginThrottled, authenticate_off_loop
 from shared.errors import TooMany
-from shared.web.auth import login_required
-from shared.web.csrf import verify_csrf
-from shared.web.forms import client_ip, read_form
+from shared.web.forms import client_ip, read_form, verify_csrf
 from shared.web.paths import path_for
-from shared.web.sessions import log_in, log_out
+from shared.web.sessions import log_in, log_out, login_required
 from shared.web.templates import render_page
 
 #: How long a throttled client waits: the failed logins are counted over 15 minutes.

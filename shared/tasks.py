@@ -1,4 +1,5 @@
-"""Declaring actors, and sending to them by name, apart from the broker that carries them.
+"""Work and news between services: actors declared and sent to by name (apart from the
+broker that carries them), and events (last section).
 
 Dramatiq binds an actor to a broker the moment ``@dramatiq.actor`` runs: it calls
 ``dramatiq.get_broker()``, which, when no broker is set yet, quietly installs a default
@@ -14,20 +15,26 @@ Web and domain modules do not import the actors modules (those import them: the
 dependency points one way). They send with :func:`enqueue` by the actor's name; the
 broker set-up declares all actors in every process that sets it up, so the name is known.
 
-This module knows nothing about Redis or the settings; ``shared.broker`` does.
+The actors part knows nothing about Redis or the settings; ``shared.broker`` does. Events
+need no broker: :func:`publish_event` writes to Redis itself.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 import dramatiq
+import redis
 from dramatiq.broker import Broker
 from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
+
+from shared.redis_client import get_redis
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -145,3 +152,33 @@ def enqueue(actor_name: str, *args: Any, **kwargs: Any) -> Message[Any]:
 
 
 __all__ = ["ActorNotFound", "BrokerNotSetUp", "actor", "bind_actors", "enqueue"]
+
+
+# --------------------------------------------------------------------------------------
+# Events between services over Redis: a capped stream (readable later) plus pub/sub
+# (for listeners that are awake now). Event names look like ``content.published``.
+# --------------------------------------------------------------------------------------
+
+#: The stream every event goes to, capped at about this many entries.
+EVENT_STREAM = "kgi:events"
+EVENT_STREAM_MAXLEN = 10_000
+
+logger = logging.getLogger("kgi.events")
+
+
+def publish_event(name: str, payload: dict[str, Any]) -> None:
+    """Announce ``name`` with ``payload``; a Redis outage is logged, never raised, because
+    the change itself is already committed and readers can also poll the public feeds."""
+    data = json.dumps({"event": name, **payload}, default=str)
+    try:
+        client = get_redis()
+        client.xadd(EVENT_STREAM, {"data": data}, maxlen=EVENT_STREAM_MAXLEN, approximate=True)
+        client.publish(f"kgi:events:{name}", data)
+    except (redis.ConnectionError, redis.TimeoutError):
+        logger.warning("event %s not published: Redis unreachable", name)
+
+
+def recent_events(count: int = 100) -> list[dict[str, Any]]:
+    """The newest ``count`` events, oldest first."""
+    entries = get_redis().xrevrange(EVENT_STREAM, count=count)
+    return [json.loads(fields[b"data"]) for _, fields in reversed(entries)]

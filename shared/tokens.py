@@ -1,17 +1,21 @@
-"""Signed tokens for links in mails: tamper-proof, optionally expiring, one purpose each.
+"""Signed tokens: for links in mails (tamper-proof, optionally expiring, one purpose each),
+and the bearer token our own services authenticate each other with (last section).
 
 Each purpose has its own salt, so a token made for one link never works for another.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from functools import cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from starlette.requests import Request
 
 from shared.config import get_settings
+from shared.errors import Forbidden
 
 
 class InvalidToken(Exception):
@@ -52,3 +56,27 @@ def secrets_equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(
         given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
+
+
+# --------------------------------------------------------------------------------------
+# Authentication between our own services on internal endpoints: a bearer token derived
+# from the shared secret key, so no extra secret needs distributing.
+# --------------------------------------------------------------------------------------
+
+
+def service_token() -> str:
+    """The token every service of this installation sends and accepts."""
+    key = get_settings().secret_key.encode()
+    return hmac.new(key, b"kgi internal service api", hashlib.sha256).hexdigest()
+
+
+def service_headers() -> dict[str, str]:
+    """The headers a service sends on every call to another service's internal API."""
+    return {"Authorization": f"Bearer {service_token()}"}
+
+
+def require_service(request: Request) -> None:
+    """Raise 403 unless the request carries the service token."""
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not secrets_equal(given, service_token()):
+        raise Forbidden("This endpoint is for the platform's own services.")

@@ -34,7 +34,7 @@ def _crlf(text: str) -> bytes:
 
 
 def tagged(n: int) -> str:
-    """A VERP bounce address like the ones shared/mail/return_paths.py hands out."""
+    """A VERP bounce address like the ones shared/mail/signing.py hands out."""
     return f"bounces+{n}.7.1a2b3c4d5e@kgi.example.org"
 
 

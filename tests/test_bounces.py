@@ -18,7 +18,7 @@ import pytest
 from services.newsletter import dispatch
 from services.subscribers import feedback, store, transfer
 from shared.database import engine
-from shared.mail import return_paths
+from shared.mail import signing
 from tests.conftest import csrf_of, free_port, login, wait_for
 from tests.test_newsletter import new_issue, state_of, subscribe
 
@@ -122,7 +122,7 @@ def test_a_hard_bounce_stops_the_next_issue_for_that_address(site, worker, smtp,
     readers = subscribe(3)
     issue_id, senders = issue_sent_to(readers, smtp)
     gone = readers[1]
-    tag = return_paths.read_return_address(senders[gone])
+    tag = signing.read_return_address(senders[gone])
     assert tag is not None and tag.issue_id == issue_id
 
     send_to_inbound(inbound, senders[gone], delivery_report(senders[gone], gone, "5.1.1"))
@@ -311,7 +311,7 @@ def test_only_a_new_opt_in_brings_a_bounced_address_back(site, worker, smtp, inb
 
 
 def test_feedback_counts_per_issue_through_the_internal_api(site):
-    from shared.service_auth import service_headers
+    from shared.tokens import service_headers
 
     response = httpx.get(
         f"{site}/subscribers/internal/issues/7/feedback", headers=service_headers()

@@ -13,7 +13,7 @@ import pytest
 
 from services.feeds import content, item_fields
 from services.feeds.demo import load_demo
-from shared import events
+from shared import tasks
 from shared.database import utcnow
 from tests.conftest import csrf_of, login
 
@@ -147,7 +147,7 @@ def test_workflow_roles_history_and_events(site):
         item.id, "retract", "admin@example.org", "admin", "Termin verschoben"
     )
     assert retracted.state == "retracted"
-    names = [e["event"] for e in events.recent() if e.get("id") == item.id]
+    names = [e["event"] for e in tasks.recent_events() if e.get("id") == item.id]
     assert names == ["content.published", "content.retracted"]
     from services.feeds import store
     from shared.database import engine

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.web.convertors import MAX_ROW_ID, RowIdConvertor, digits_up_to
+from shared.web.paths import MAX_ROW_ID, RowIdConvertor, digits_up_to
 
 
 @given(limit=st.integers(1, 10**12), number=st.integers(0, 10**13))

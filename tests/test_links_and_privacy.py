@@ -271,7 +271,7 @@ def test_deep_json_huge_numbers_and_lone_surrogates_are_400(site):
 
 
 def test_internal_api_refuses_non_ascii_tokens_and_bad_ids(site):
-    from shared.service_auth import service_headers
+    from shared.tokens import service_headers
 
     audience = f"{site}/subscribers/internal/audience"
     for token in ("Bearer ä".encode("latin-1"), "Bearer ❤".encode()):

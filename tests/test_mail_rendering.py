@@ -255,7 +255,7 @@ def test_subscriber_text_parts_wrap_at_72_without_breaking_links(
 ) -> None:
     """The text parts as sent: lines of at most 72 columns (or one URL alone), every
     link whole, the signature separator kept."""
-    from shared.mail.plain_text import wrap_text
+    from shared.mail.message import wrap_text
 
     confirmation, welcome = sign_up_and_confirm(site, smtp)
     for mail in (confirmation, welcome):

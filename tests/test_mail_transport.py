@@ -139,7 +139,7 @@ def test_endpoint_parsing():
 def test_dkim_signature_covers_list_unsubscribe_and_verifies():
     import dkim
 
-    from shared.mail.dkim_signing import DkimKey
+    from shared.mail.signing import DkimKey
 
     fixtures = __import__("pathlib").Path(__file__).parent / "fixtures" / "dkim"
     key = DkimKey("kgi", "kgi.example.org", (fixtures / "test-only-private.pem").read_bytes())
@@ -176,15 +176,15 @@ def test_dkim_rsa_step_by_openssl_gives_dkimpys_own_bytes(data, algorithm):
     import dkim
     import dkim.crypto
 
-    from shared.mail import dkim_signing
+    from shared.mail import signing
 
     fixtures = __import__("pathlib").Path(__file__).parent / "fixtures" / "dkim"
     key = dkim.crypto.parse_pem_private_key((fixtures / "test-only-private.pem").read_bytes())
     digest = hashlib.new(algorithm, data)
-    assert dkim_signing.openssl_rsassa_sign(digest, key) == (
+    assert signing.openssl_rsassa_sign(digest, key) == (
         dkim.crypto.RSASSA_PKCS1_v1_5_sign(digest, key)
     )
-    assert dkim.RSASSA_PKCS1_v1_5_sign is dkim_signing.openssl_rsassa_sign
+    assert dkim.RSASSA_PKCS1_v1_5_sign is signing.openssl_rsassa_sign
 
 
 TLS = __import__("pathlib").Path(__file__).parent / "fixtures" / "tls"
@@ -259,8 +259,8 @@ def test_transactional_mails_are_signed_and_use_verp_too(site, worker, smtp, mon
     import httpx
 
     from shared.mail import message as message_module
-    from shared.mail import return_paths
-    from shared.mail.dkim_signing import DkimKey
+    from shared.mail import signing
+    from shared.mail.signing import DkimKey
     from tests.conftest import wait_for
 
     fixtures = __import__("pathlib").Path(__file__).parent / "fixtures" / "dkim"
@@ -271,5 +271,5 @@ def test_transactional_mails_are_signed_and_use_verp_too(site, worker, smtp, mon
     [mail] = wait_for(lambda: smtp.to("signed@example.org"), message="confirmation mail")
     assert mail.raw.startswith(b"DKIM-Signature:")
     assert dkim.verify(mail.raw, dnsfunc=lambda name, timeout=5: f"p={public}".encode())
-    tag = return_paths.read_return_address(mail.mail_from)
+    tag = signing.read_return_address(mail.mail_from)
     assert tag is not None and tag.kind == "bounce" and tag.issue_id is None

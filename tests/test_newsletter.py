@@ -18,7 +18,7 @@ from services.newsletter import compose, dispatch, render, sender, store
 from services.subscribers import transfer
 from shared.database import engine, utcnow
 from shared.mail import outbox as outbox_engine
-from shared.mail import return_paths
+from shared.mail import signing
 from tests.conftest import (
     csrf_of,
     kill,
@@ -103,7 +103,7 @@ def test_send_an_issue_to_everyone_once_with_list_headers(site, worker, smtp, mo
     assert headers["Feedback-ID"] == f"issue{issue.id}:newsletter:kgi-infobrief"
     assert "Auto-Submitted" not in headers
     # VERP: the envelope sender names the subscriber and the issue, signed.
-    tag = return_paths.read_return_address(mail.mail_from)
+    tag = signing.read_return_address(mail.mail_from)
     assert tag is not None and tag.issue_id == issue.id and tag.kind == "bounce"
     assert (
         headers["Message-ID"]
@@ -349,17 +349,17 @@ def test_return_addresses_are_signed_and_read_back(monkeypatch):
 
     from shared.config import get_settings
 
-    return_address = return_paths.envelope_sender(42, 7)
+    return_address = signing.envelope_sender(42, 7)
     assert re.fullmatch(r"bounces\+42\.7\.[0-9a-f]{10}@kgi\.example\.org", return_address)
-    bounce_tag = return_paths.ReturnTag("bounce", 42, 7)
-    assert return_paths.read_return_address(return_address) == bounce_tag
+    bounce_tag = signing.ReturnTag("bounce", 42, 7)
+    assert signing.read_return_address(return_address) == bounce_tag
     # Some relays upper-case local parts.
-    assert return_paths.read_return_address(return_address.upper()) == bounce_tag
-    assert return_paths.envelope_sender(42).startswith("bounces+42.0.")
-    assert return_paths.read_return_address(return_paths.envelope_sender(42)).issue_id is None
-    mailto = return_paths.unsubscribe_mailto(42)
+    assert signing.read_return_address(return_address.upper()) == bounce_tag
+    assert signing.envelope_sender(42).startswith("bounces+42.0.")
+    assert signing.read_return_address(signing.envelope_sender(42)).issue_id is None
+    mailto = signing.unsubscribe_mailto(42)
     address = mailto.removeprefix("mailto:").split("?")[0]
-    assert return_paths.read_return_address(address) == return_paths.ReturnTag("unsubscribe", 42)
+    assert signing.read_return_address(address) == signing.ReturnTag("unsubscribe", 42)
     # A forged tag (another subscriber, another issue, a guessed signature) is nobody's.
     signature = return_address.split(".")[2].split("@")[0]
     for forged in (
@@ -369,13 +369,13 @@ def test_return_addresses_are_signed_and_read_back(monkeypatch):
         return_address.replace("bounces+", "other+"),
         "bounces+lena=example.org@kgi.example.org",
     ):
-        assert return_paths.read_return_address(forged) is None, forged
+        assert signing.read_return_address(forged) is None, forged
     # Without a bounce address: the plain sender, no mailto, nothing read back.
     unset = replace(get_settings(), bounce_address=None)
-    monkeypatch.setattr(return_paths, "get_settings", lambda: unset)
-    assert return_paths.envelope_sender(42, 7) == "infobrief@kgi.example.org"
-    assert return_paths.unsubscribe_mailto(42) is None
-    assert return_paths.read_return_address(return_address) is None
+    monkeypatch.setattr(signing, "get_settings", lambda: unset)
+    assert signing.envelope_sender(42, 7) == "infobrief@kgi.example.org"
+    assert signing.unsubscribe_mailto(42) is None
+    assert signing.read_return_address(return_address) is None
 
 
 def test_rate_limit_is_shared_by_all_senders(site, smtp, monkeypatch):

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.subscribers.openapi import openapi_document
-from shared.service_auth import service_headers
+from shared.tokens import service_headers
 
 #: Generated cases per operation (valid and invalid data together).
 EXAMPLES_PER_OPERATION = 250

@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import sqlalchemy as sa
 
-from shared.accounts.sessions import SESSION_IDLE_TIMEOUT, SESSION_LIFETIME
+from shared.accounts.login import SESSION_IDLE_TIMEOUT, SESSION_LIFETIME
 from shared.accounts.store import sessions, users
 from shared.database import engine, utcnow
 from shared.web.sessions import SESSION_COOKIE

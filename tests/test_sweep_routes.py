@@ -40,7 +40,7 @@ from services.newsletter import compose, render, store
 from services.subscribers import optin, transfer
 from services.subscribers.store import Context, find_by_key
 from shared.database import engine, read_connection, utcnow
-from shared.service_auth import service_headers
+from shared.tokens import service_headers
 from tests.conftest import login
 
 # --- the hostile corpus ---------------------------------------------------------------

@@ -23,9 +23,8 @@ from services.feeds.form_input import ItemForm, checked_form, read_item_form, te
 from services.feeds.item_fields import EDITORS_TIME_ZONE, InvalidItem, row_id
 from services.feeds.store import KINDS, STATES, Item, Revision
 from shared.database import read_connection
-from shared.web.auth import login_required
 from shared.web.paths import path_for
-from shared.web.sessions import current_user
+from shared.web.sessions import current_user, login_required
 from shared.web.templates import render_page
 
 #: Longest workflow comment kept.

@@ -16,9 +16,8 @@ from starlette.responses import RedirectResponse, Response
 from services.feeds import aggregate
 from services.feeds.form_input import checked_form, text_field
 from shared.errors import BadRequest
-from shared.web.auth import login_required
 from shared.web.paths import path_for
-from shared.web.sessions import current_user
+from shared.web.sessions import current_user, login_required
 from shared.web.templates import render_page
 
 #: Fields of the form that adds a source.

@@ -32,7 +32,7 @@ from services.feeds.store import (
     items,
     sources,
 )
-from shared import events
+from shared import tasks
 from shared.database import engine, read_connection, utcnow
 from shared.errors import Conflict, Invalid, NotFound
 from shared.i18n import LANGUAGES
@@ -369,7 +369,7 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
         next_fetch_at=now + timedelta(minutes=source.interval_minutes),
     )
     if new or updated:
-        events.publish(
+        tasks.publish_event(
             "content.aggregated", {"source_id": source.id, "new": new, "updated": updated}
         )
     return FetchReport(

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from services.feeds import store
@@ -101,16 +100,7 @@ def distrust_version() -> None:
         _trusted_from = time.monotonic() + VERSION_TRUST_SECONDS
 
 
-@sa.event.listens_for(sa.engine.Engine, "commit")
-def _on_commit(conn: sa.Connection) -> None:
-    if conn.info.pop(store.CONTENT_CHANGED_MARK, False):
-        distrust_version()
-
-
-@sa.event.listens_for(sa.engine.Engine, "rollback")
-def _on_rollback(conn: sa.Connection) -> None:
-    # The pooled connection keeps its info: a change that never happened leaves no mark.
-    conn.info.pop(store.CONTENT_CHANGED_MARK, None)
+store.CONTENT_COMMIT_HOOKS.append(distrust_version)
 
 
 def cached(key: str, render: Callable[[], Rendered]) -> Rendered:

@@ -35,7 +35,7 @@ from services.feeds.store import (
     Item,
     items,
 )
-from shared import events
+from shared import tasks
 from shared.database import engine, utcnow
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.web.paths import path_for
@@ -198,7 +198,7 @@ def transition(
     assert updated is not None
     if PUBLISHED in (item.state, step.target):
         event = "content.published" if step.target == PUBLISHED else "content.retracted"
-        events.publish(
+        tasks.publish_event(
             event,
             {
                 "id": updated.id,

@@ -14,8 +14,7 @@ from starlette.datastructures import FormData, ImmutableMultiDict, UploadFile
 from starlette.requests import Request
 
 from services.feeds.sanitize import writable
-from shared.web.csrf import verify_csrf
-from shared.web.forms import read_form
+from shared.web.forms import read_form, verify_csrf
 
 #: Largest item form: rich HTML body and an uploaded lead image (5 MiB) with room to spare.
 ITEM_FORM_LIMIT = 6 * 1024 * 1024

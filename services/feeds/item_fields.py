@@ -22,7 +22,7 @@ from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, sa
 from services.feeds.store import KINDS, items
 from shared.errors import Invalid
 from shared.i18n import LANGUAGES
-from shared.web.convertors import MAX_ROW_ID
+from shared.web.paths import MAX_ROW_ID
 
 #: Most tags on one item, and the longest tag.
 MAX_TAGS, MAX_TAG_LENGTH = 12, 40

@@ -4,6 +4,7 @@ revisions, partner sources, and the moment public content last changed."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -328,16 +329,20 @@ def pending_revision(conn: Connection, item_id: int) -> Revision | None:
     return revision_from_row(row) if row else None
 
 
-#: The mark on a connection whose transaction changes the content version.
-CONTENT_CHANGED_MARK = "kgi_content_changed"
+#: Called when a transaction that changed the content version commits. The feeds cache
+#: adds one (:mod:`services.feeds.cache`): this process then stops answering feeds from
+#: memory until it has read the new version. Only transactions of this service that
+#: change content call them, so other services' commits never run feeds code.
+CONTENT_COMMIT_HOOKS: list[Callable[[], None]] = []
 
 
 def mark_content_changed(conn: Connection, at: datetime) -> None:
     """Record, in the transaction that makes it, a change the public can see. The moment
     never goes backwards, even when clocks of several processes differ a little."""
-    # Read by services.feeds.cache when the transaction commits: this process then
-    # stops answering feeds from memory until it has read the new version.
-    conn.info[CONTENT_CHANGED_MARK] = True
+    for hook in CONTENT_COMMIT_HOOKS:
+        # On this connection only, and only when it commits: a rolled-back change, which
+        # never happened, calls nothing.
+        sa.event.listen(conn, "commit", lambda _conn, hook=hook: hook(), once=True)
     row = conn.execute(sa.select(content_version).where(content_version.c.id == 1)).first()
     if row is None:
         conn.execute(content_version.insert(), {"id": 1, "version": 1, "changed_at": at})

@@ -27,7 +27,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from services.newsletter import archive as archive_feeds
-from services.newsletter import compose, dispatch, editor_mails, peers, render, store
+from services.newsletter import compose, dispatch, peers, render, store
 from services.newsletter.render import public_version
 from services.newsletter.store import ISSUE_STATES, SENT, issues
 from shared.addresses import parse_address
@@ -35,11 +35,10 @@ from shared.database import read_connection
 from shared.errors import BadRequest, Forbidden, Invalid, NotFound, Unavailable
 from shared.i18n import request_language
 from shared.mail.transport import PermanentMailError
-from shared.web.auth import login_required
 from shared.web.conditional import conditional_response
 from shared.web.forms import form_endpoint, form_text, parse_row_id
 from shared.web.paths import path_for
-from shared.web.sessions import current_user
+from shared.web.sessions import current_user, login_required
 from shared.web.templates import render_page
 
 #: At most this many test addresses per test send.
@@ -264,7 +263,7 @@ def admin_test(request: Request, form: FormData) -> Response:
     _issue_or_404(issue_id)
     addresses = _test_addresses(request, form)
     try:
-        editor_mails.send_test(issue_id, addresses, _actor(request))
+        render.send_test(issue_id, addresses, _actor(request))
     except PermanentMailError as exc:
         # The relay refuses this address or message: the editor's input, not an outage.
         raise Invalid(f"The mail server refused the test mail: {exc}", "addresses") from None

@@ -12,7 +12,7 @@ def cmd_issues(args: argparse.Namespace) -> int:
     """kgi issues create|test|send|status|pause|resume|cancel."""
     from datetime import datetime
 
-    from services.newsletter import compose, dispatch, editor_mails
+    from services.newsletter import compose, dispatch, render
     from shared.errors import KgiError
 
     SERVICE.migrate()
@@ -29,7 +29,7 @@ def cmd_issues(args: argparse.Namespace) -> int:
             print(issue.id)
             print(f"{added} items added", file=sys.stderr)
         elif args.action == "test":
-            editor_mails.send_test(args.id, args.to, actor)
+            render.send_test(args.id, args.to, actor)
             print(f"Test sent to {', '.join(args.to)}.")
         elif args.action == "send":
             count = dispatch.start(args.id, actor)

@@ -18,7 +18,7 @@ overdue); the work between lives elsewhere:
 4. Temporary failures (4xx, timeouts, dropped connections) go back to the queue with
    backoff; permanent ones (5xx) are recorded. Too many failures in a row pause the issue.
 5. When no row is left, the issue is *sent* and the editor gets a summary mail
-   (:mod:`services.newsletter.editor_mails`).
+   (:mod:`services.newsletter.render`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from services.newsletter import editor_mails, peers, seats, store
+from services.newsletter import peers, render, seats, store
 from services.newsletter.render import render_issue
 from services.newsletter.store import (
     CANCELLED,
@@ -185,7 +185,7 @@ def finish_if_done(issue_id: int) -> bool:
             store.log(conn, issue_id, "system", "sent", _summary_line(counts), utcnow())
     if finished.rowcount == 1:
         _publish_archive_change()
-        editor_mails.send_summary(issue_id)
+        render.send_summary(issue_id)
     return True
 
 
@@ -197,9 +197,9 @@ def _summary_line(counts: dict[str, int]) -> str:
 
 
 def _publish_archive_change() -> None:
-    from shared import events
+    from shared import tasks
 
-    events.publish("newsletter.sent", {})
+    tasks.publish_event("newsletter.sent", {})
 
 
 def pause(issue_id: int, actor: str, reason: str | None = None) -> None:

@@ -14,7 +14,7 @@ import httpx
 
 from shared.config import get_settings
 from shared.errors import Unavailable
-from shared.service_auth import service_headers
+from shared.tokens import service_headers
 from shared.web.paths import path_for
 
 #: Seconds to wait for another service to answer (streams: between two chunks).

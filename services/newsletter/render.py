@@ -1,12 +1,15 @@
 """Rendering an issue: Jinja2 → premailer (CSS inlined, no network) → plain-text part.
 
-The text part is made by :func:`shared.mail.plain_text.html_to_text`, wrapped at 72
+The text part is made by :func:`shared.mail.message.html_to_text`, wrapped at 72
 columns like every mail's text part.
 
 This runs once per issue. What differs per recipient (name, unsubscribe and preference
 links) is left as placeholders that :func:`personalise` fills by plain string
 replacement (re-wrapping only the text lines that grew), so sending never re-runs Jinja2
 or premailer.
+
+The editors' own mails about an issue (a test send, the summary after sending) are built
+here too (last section).
 """
 
 from __future__ import annotations
@@ -16,13 +19,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from premailer import Premailer
 
 from services.newsletter import store
-from services.newsletter.store import Issue
+from services.newsletter.store import Issue, issues, outbox
 from shared.config import get_settings
-from shared.database import read_connection
-from shared.mail.plain_text import html_to_text, wrap_text
+from shared.database import engine, read_connection
+from shared.i18n import translate
+from shared.mail import signing
+from shared.mail.message import ISSUE, SUMMARY, PreparedMessage, html_to_text, wrap_text
+from shared.mail.outbox import COMMITTED, DELIVERED, FAILED, SKIPPED
+from shared.mail.transport import PermanentMailError, SMTPTransport, TemporaryMailError
 from shared.web.paths import absolute_url_for
 from shared.web.templates import render_text
 
@@ -135,3 +143,70 @@ def public_version(rendered: RenderedIssue) -> tuple[str, str]:
     """The archive's version: no personal name or links (they point to the sign-up page)."""
     signup = absolute_url_for("subscribers:signup")
     return personalise(rendered, Recipient("", signup, signup))
+
+
+# --------------------------------------------------------------------------------------
+# Mails about an issue to its editors: a test send, and the summary after sending.
+#
+# Both go through the same builder and transport as every mail; neither counts towards
+# the issue's audience or outbox.
+# --------------------------------------------------------------------------------------
+
+logger = logging.getLogger("kgi.newsletter.render")
+
+
+def send_summary(issue_id: int) -> None:
+    """Mail the editor who created the issue what happened (once)."""
+    with engine("newsletter").begin() as conn:
+        claimed = conn.execute(
+            issues.update()
+            .where(issues.c.id == issue_id, issues.c.summary_sent.is_(False))
+            .values(summary_sent=True)
+        )
+        issue = store.get_issue(conn, issue_id)
+        counts = store.outbox_counts(conn, issue_id)
+        failures = conn.execute(
+            sa.select(outbox.c.email, outbox.c.error)
+            .where(outbox.c.issue_id == issue_id, outbox.c.status == FAILED)
+            .limit(50)
+        ).all()
+    if claimed.rowcount != 1 or issue is None or "@" not in issue.created_by:
+        return
+    language = issue.creator_language or issue.language
+    text = render_text(
+        "mail/newsletter/summary.txt",
+        language,
+        issue=issue,
+        sent=counts[COMMITTED] + counts[DELIVERED],
+        failed=counts[FAILED],
+        skipped=counts[SKIPPED],
+        failures=failures,
+        issue_url=absolute_url_for("newsletter:admin_issue", id=issue_id),
+    )
+    subject = f"{translate('Sent', language)}: {issue.subject}"
+    data = PreparedMessage(subject, SUMMARY).render(issue.created_by, "", text)
+    try:
+        with SMTPTransport(get_settings().effective_smtp_url) as transport:
+            transport.send(signing.envelope_sender(), issue.created_by, data)
+    except (TemporaryMailError, PermanentMailError) as exc:
+        logger.warning("summary mail for issue %s not sent: %s", issue_id, exc)
+
+
+def send_test(issue_id: int, addresses: list[str], actor: str) -> None:
+    """Send the issue, marked as a test, to ``addresses`` (no personal links)."""
+    issue = store.issue_of(issue_id)
+    rendered = rendered_of(issue)
+    signup = absolute_url_for("subscribers:signup")
+    html, text = personalise(rendered, Recipient("Test", signup, signup))
+    message = PreparedMessage(
+        f"[TEST] {issue.subject}",
+        ISSUE,
+        campaign=f"issue{issue.id}-test",
+        extra_headers={"X-KGI-Test": "yes"},
+    )
+    with SMTPTransport(get_settings().effective_smtp_url) as transport:
+        for address in addresses:
+            transport.send(
+                signing.envelope_sender(), address, message.render(address, "", text, html)
+            )
+    store.record(issue_id, actor, "test sent", ", ".join(addresses))

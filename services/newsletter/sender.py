@@ -30,7 +30,7 @@ from services.newsletter.render import Recipient, RenderedIssue, personalise, re
 from services.newsletter.store import SENDING, issue_of, outbox
 from shared.config import get_settings
 from shared.database import engine, utcnow
-from shared.mail import return_paths
+from shared.mail import signing
 from shared.mail.message import ISSUE, PreparedMessage, Unsubscribe
 from shared.mail.outbox import COMMITTED, DELIVERED, FAILED, QUEUED, Outbox, new_owner
 from shared.mail.transport import SMTPTransport
@@ -200,10 +200,10 @@ class Sender:
             row.name,
             text,
             html,
-            Unsubscribe(row.unsubscribe_url, return_paths.unsubscribe_mailto(row.subscriber_id)),
-            message_id=return_paths.issue_message_id(self.issue_id, row.id, message.domain),
+            Unsubscribe(row.unsubscribe_url, signing.unsubscribe_mailto(row.subscriber_id)),
+            message_id=signing.issue_message_id(self.issue_id, row.id, message.domain),
         )
-        envelope = return_paths.envelope_sender(row.subscriber_id, self.issue_id)
+        envelope = signing.envelope_sender(row.subscriber_id, self.issue_id)
         state = OUTBOX.send(
             self.transport, self.connection, row, self.id, (envelope, row.email, data)
         )

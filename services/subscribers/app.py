@@ -23,11 +23,10 @@ from shared.addresses import InvalidInput
 from shared.database import read_connection
 from shared.errors import Gone, Invalid, NotFound
 from shared.i18n import LANGUAGES, request_language
-from shared.service_auth import require_service
-from shared.web.auth import login_required
-from shared.web.convertors import MAX_ROW_ID
+from shared.tokens import require_service
 from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
-from shared.web.paths import path_for
+from shared.web.paths import MAX_ROW_ID, path_for
+from shared.web.sessions import login_required
 from shared.web.templates import render_page
 
 #: Name of the hidden field that only bots fill in.

@@ -32,7 +32,7 @@ from shared.addresses import InvalidInput, parse_address
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.mail.reports import DeliveryReport, ReportKind
-from shared.mail.return_paths import ReturnTag
+from shared.mail.signing import ReturnTag
 
 logger = logging.getLogger("kgi.subscribers.feedback")
 

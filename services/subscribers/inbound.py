@@ -7,7 +7,7 @@ webhooks (see :mod:`services.subscribers.webhooks`). All three end in
 :func:`receive`.
 
 Only our own addresses are accepted: a tagged return address whose signature holds (see
-:mod:`shared.mail.return_paths`), or the bare bounce address, where a report counts only
+:mod:`shared.mail.signing`), or the bare bounce address, where a report counts only
 if the original message it quotes carries such a tag. So nobody can bounce or
 unsubscribe an address by writing to us about it.
 
@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.subscribers import feedback
 from shared.mail.mailbox import MailboxEndpoint, PollResult, poll_mailbox
 from shared.mail.reports import DeliveryReport, ReportKind, read_report, read_unsubscribe
-from shared.mail.return_paths import (
+from shared.mail.signing import (
     UNSUBSCRIBE,
     ReturnTag,
     is_bounce_address,

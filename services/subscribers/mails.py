@@ -22,10 +22,16 @@ from shared.addresses import parse_address
 from shared.config import get_settings
 from shared.database import engine
 from shared.i18n import translate
-from shared.mail import return_paths
-from shared.mail.message import CONFIRMATION, WELCOME, MailKind, PreparedMessage, Unsubscribe
+from shared.mail import signing
+from shared.mail.message import (
+    CONFIRMATION,
+    WELCOME,
+    MailKind,
+    PreparedMessage,
+    Unsubscribe,
+    wrap_text,
+)
 from shared.mail.outbox import COMMITTED, DELIVERED, QUEUED, Outbox, new_owner, retry_delay
-from shared.mail.plain_text import wrap_text
 from shared.mail.transport import SMTPTransport
 from shared.web.templates import render_text
 
@@ -89,11 +95,11 @@ def compose(subscriber: Subscriber, kind: str) -> ComposedMail:
         text=wrap_text(render_text(f"mail/subscribers/{kind}.txt", language, **context)),
         html=render_text(f"mail/subscribers/{kind}.html", language, **context),
         unsubscribe=Unsubscribe(
-            context["unsubscribe_url"], return_paths.unsubscribe_mailto(subscriber.id)
+            context["unsubscribe_url"], signing.unsubscribe_mailto(subscriber.id)
         ),
         message_id=message_id,
     )
-    return ComposedMail(data, message_id, return_paths.envelope_sender(subscriber.id))
+    return ComposedMail(data, message_id, signing.envelope_sender(subscriber.id))
 
 
 def _log_sent(row: sa.Row, mail: ComposedMail) -> None:

@@ -8,8 +8,7 @@ from typing import Any
 
 from services.subscribers.audience import MAX_CONFIRMED_IDS
 from services.subscribers.feedback import EFFECTIVE_KINDS
-from shared.web.convertors import MAX_ROW_ID
-from shared.web.paths import path_template
+from shared.web.paths import MAX_ROW_ID, path_template
 
 _ERROR = {
     "type": "object",
@@ -309,7 +308,7 @@ def openapi_document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": (
                         "HMAC-SHA256 of the installation's secret key over a fixed label "
-                        "(shared.service_auth.service_token); every service of one "
+                        "(shared.tokens.service_token); every service of one "
                         "installation derives the same token."
                     ),
                 }

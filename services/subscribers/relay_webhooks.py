@@ -21,7 +21,7 @@ from services.subscribers import feedback
 from shared.config import get_settings
 from shared.errors import NotFound, TooLarge, Unavailable
 from shared.mail.reports import DeliveryReport
-from shared.mail.return_paths import issue_of_message_id, read_return_address
+from shared.mail.signing import issue_of_message_id, read_return_address
 from shared.mail.webhooks import read_mailgun, read_sendgrid
 
 #: Largest webhook body taken: SendGrid batches up to a few thousand events.

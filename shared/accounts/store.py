@@ -25,7 +25,7 @@ users = sa.Table(
     sa.Column("last_login_at", UTCDateTime),
 )
 
-#: Live login sessions (see shared.accounts.sessions): one row per logged-in browser.
+#: Live login sessions (see shared.accounts.login): one row per logged-in browser.
 sessions = sa.Table(
     "sessions",
     metadata,

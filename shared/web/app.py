@@ -13,10 +13,10 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from shared.config import get_settings
 from shared.i18n import LANGUAGE_COOKIE, normalise_language
-from shared.web import convertors  # noqa: F401  (registers the {name:id} path convertor)
+from shared.web import paths  # noqa: F401  (registers the {name:id} path convertor)
 from shared.web.errors import EXCEPTION_HANDLERS
-from shared.web.security_headers import SecurityHeadersMiddleware
 from shared.web.sessions import session_middleware
+from shared.web.templates import SecurityHeadersMiddleware
 
 #: Largest request body any service accepts (10 MiB, room for a CSV import);
 #: ordinary forms are held to far less by shared.web.forms.

@@ -3,27 +3,37 @@
 Starlette's SessionMiddleware keeps a small signed cookie (the CSRF token and, once
 logged in, a random session token); every service uses the same secret and cookie name.
 Whether that token still means a login is decided on the server on every request
-(:mod:`shared.accounts.sessions`): the cookie alone never grants access, and the role
+(:mod:`shared.accounts.login`): the cookie alone never grants access, and the role
 comes from the accounts table, not from the cookie.
+
+The guard of ``/admin`` pages, :func:`login_required`, is here too (last section).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.accounts.sessions import (
+from shared.accounts.login import (
     SESSION_LIFETIME,
     end_session,
     resolve_session,
     start_session,
 )
+from shared.accounts.store import ROLES
 from shared.config import get_settings
+from shared.errors import Forbidden
+from shared.web.paths import path_for
 
 SESSION_COOKIE = "kgi_session"
 
@@ -106,3 +116,39 @@ async def log_out(connection: HTTPConnection) -> None:
         await run_in_threadpool(end_session, token)
     session.clear()
     connection.scope[USER_SCOPE_KEY] = None
+
+
+# --------------------------------------------------------------------------------------
+# Access control for ``/admin`` pages: a logged-in editor, or an admin where required.
+# --------------------------------------------------------------------------------------
+
+#: An endpoint as Starlette accepts it: ``async def`` for work that awaits, or a plain
+#: ``def`` for blocking work (database, Redis), which then runs in the threadpool.
+Endpoint = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
+
+
+def login_required(
+    role: str = "editor",
+) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
+    """Send anonymous visitors to the login page; refuse roles weaker than ``role``."""
+
+    def decorate(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            user = current_user(request)
+            if user is None:
+                target = quote(
+                    request.url.path + ("?" + request.url.query if request.url.query else "")
+                )
+                login = path_for("portal:login")
+                return RedirectResponse(f"{login}?next={target}", status_code=303)
+            if ROLES.index(user["role"]) < ROLES.index(role):
+                raise Forbidden("Only an administrator may do this.")
+            if inspect.iscoroutinefunction(endpoint):
+                return await endpoint(request)
+            # A plain function blocks: keep it off the event loop, as Starlette would.
+            return await run_in_threadpool(endpoint, request)
+
+        return guarded
+
+    return decorate

@@ -1,21 +1,129 @@
-"""One Jinja2 environment for pages and mails, with the translation function."""
+"""One Jinja2 environment for pages and mails, with the translation function; and the
+security headers every response gets, whose CSP nonce the templates ask for (first
+section below).
+"""
 
 from __future__ import annotations
 
+import secrets
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config import get_settings
 from shared.i18n import LANGUAGES, request_language, translate
 from shared.web import paths
-from shared.web.csrf import csrf_token
-from shared.web.security_headers import csp_nonce
+from shared.web.forms import csrf_token
 from shared.web.sessions import current_user
+
+# --------------------------------------------------------------------------------------
+# Security headers on every response: CSP with a per-request nonce, nosniff, framing,
+# referrer.
+#
+# The pages use no inline script except where a template marks it with the request's
+# nonce (``<script nonce="{{ csp_nonce }}">``), so an injected ``<script>`` or event
+# handler attribute does not run even if escaping failed somewhere. Inline ``style``
+# attributes stay allowed: they cannot run code.
+# --------------------------------------------------------------------------------------
+
+#: Scope key under which the request's CSP nonce is kept for the templates.
+NONCE_SCOPE_KEY = "kgi.csp_nonce"
+
+#: The policy; ``{nonce}`` is replaced per request. Images may come from partner sites
+#: (lead images by URL); everything else only from this origin. ``frame-ancestors
+#: 'self'`` lets the newsletter admin show its own previews in frames and nobody else
+#: frame our pages (clickjacking).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; "
+    "script-src 'self' 'nonce-{nonce}'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' https: http: data:; "
+    "object-src 'none'; "
+    "base-uri 'none'; "
+    "form-action 'self'; "
+    "frame-src 'self'; "
+    "frame-ancestors 'self'"
+)
+
+#: Headers that are the same on every response.
+STATIC_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    # For browsers older than CSP level 2's frame-ancestors.
+    "X-Frame-Options": "SAMEORIGIN",
+    # Confirmation and unsubscribe links carry tokens in their path: never send a path to
+    # another site.
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+
+#: Sent over HTTPS only: browsers ignore it on plain HTTP, and a development site on
+#: localhost must not be pinned to HTTPS.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
+
+
+def csp_nonce(connection: HTTPConnection) -> str:
+    """The nonce of this request's Content-Security-Policy, made on first use ('' outside
+    the middleware). A response that never asked for one (a feed, an image, JSON) gets a
+    policy without a nonce: it has no inline script to allow."""
+    if NONCE_SCOPE_KEY not in connection.scope:
+        return ""
+    nonce = connection.scope[NONCE_SCOPE_KEY]
+    if nonce is None:
+        nonce = connection.scope[NONCE_SCOPE_KEY] = secrets.token_urlsafe(16)
+    return nonce
+
+
+#: The policy of a response without inline script, as ASGI wants it.
+_RAW_POLICY_WITHOUT_NONCE = CONTENT_SECURITY_POLICY.replace(" 'nonce-{nonce}'", "").encode()
+
+#: The fixed headers as ASGI wants them, for the check and append below.
+_RAW_STATIC_HEADERS = [
+    (name.lower().encode(), value.encode()) for name, value in STATIC_HEADERS.items()
+]
+
+
+class SecurityHeadersMiddleware:
+    """Adds the headers above to every HTTP response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[NONCE_SCOPE_KEY] = None  # made by csp_nonce() when a page asks for it
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message["headers"] = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(raw for raw in _RAW_STATIC_HEADERS if raw[0] not in present)
+                if b"content-security-policy" not in present:
+                    nonce = scope[NONCE_SCOPE_KEY]
+                    policy = (
+                        CONTENT_SECURITY_POLICY.format(nonce=nonce).encode()
+                        if nonce
+                        else _RAW_POLICY_WITHOUT_NONCE
+                    )
+                    headers.append((b"content-security-policy", policy))
+                if self.https and b"strict-transport-security" not in present:
+                    headers.append(
+                        (b"strict-transport-security", STRICT_TRANSPORT_SECURITY.encode())
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# --------------------------------------------------------------------------------------
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 
