@@ -186,3 +186,34 @@ def test_partner_items_name_their_author_in_json_feed(site: str) -> None:
     assert item["authors"] == [{"name": "Fachstelle Süd"}]
     rss = feedparser.parse(httpx.get(f"{site}/news/feed.rss?partners=1").content)
     assert rss.entries[0].author == "Fachstelle Süd"
+
+
+def test_public_pages_are_kept_for_readers_and_fresh_for_editors(site: str) -> None:
+    """The news list and item pages are rendered once per content version, language and
+    URL for visitors who are not logged in; a change is on them at once, an item that
+    expires leaves them when it expires, and an editor always gets a page of their own."""
+    item = publish("Seite im Speicher")
+    url = f"{site}/news/"
+    assert "Seite im Speicher" in httpx.get(url).text
+    # Kept per language: the English page is another rendering, not the German one.
+    german, english = httpx.get(url), httpx.get(url + "?lang=en")
+    assert '<html lang="de">' in german.text
+    assert '<html lang="en">' in english.text
+    # A change this process makes is on the kept page at once.
+    content.transition(item.id, "retract", "admin@example.org", "admin")
+    assert "Seite im Speicher" not in httpx.get(url).text
+    # An expiry date that passes takes the item off without any change being made.
+    expiring = publish("Läuft gleich ab", expires_at=(utcnow() + timedelta(seconds=2)).isoformat())
+    item_url = f"{site}/news/{expiring.slug}"
+    assert httpx.get(item_url).status_code == 200
+    assert "Läuft gleich ab" in httpx.get(url).text
+    wait_for(
+        lambda: "Läuft gleich ab" not in httpx.get(url).text,
+        timeout=10,
+        message="the expired item off the kept news page",
+    )
+    assert httpx.get(item_url).status_code == 404
+    # An editor sees the editors' links, though readers were just served from memory.
+    editor = login(site, "kept-pages@example.org", "editor")
+    assert 'href="/admin' in editor.get("/news/").text
+    assert 'href="/admin' not in httpx.get(url).text

@@ -1,4 +1,4 @@
-"""Rendered feeds, kept until the content changes.
+"""Rendered feeds and public pages, kept until the content changes.
 
 Every change the public can see (publish, retract, edit of a published item, hiding,
 aggregation) raises the content version in the feeds database, in the transaction that
@@ -6,7 +6,9 @@ makes the change (:func:`services.feeds.store.mark_content_changed`). A rendered
 kept per process under (version, URL) and reused until the version moves or an
 effective/expiry date passes. So a feed is rendered once per change and per process, and
 the version is read from the database at most once a second per process: a cached feed
-is answered from memory on the event loop, without a thread or a query.
+is answered from memory on the event loop, without a thread or a query. Public pages
+(the news list, item pages) are kept the same way for visitors who are not logged in
+(:func:`public_page`).
 
 That second is the only delay a change can have. A change made by this process is seen
 at once (its commit makes the version untrusted until a read after it); one made by
@@ -23,14 +25,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
-from services.feeds import store
+from services.feeds import listing, store
 from shared.database import read_connection, utcnow
+from shared.i18n import request_language
+from shared.web.sessions import current_user
+from shared.web.templates import is_personal
 
-#: Rendered feeds kept per process (each variant of filters, format and page is one).
+#: Renderings kept per process (each variant of filters, format, page and language is one).
 MAX_ENTRIES = 512
 
 #: How long this process answers from memory on the content version it read last,
@@ -38,15 +45,22 @@ MAX_ENTRIES = 512
 VERSION_TRUST_SECONDS = 1.0
 
 
+#: ``Last-Modified`` of a rendering that does not say (pages: they are not revalidated).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Rendered:
-    """A rendered feed or page body with its validators."""
+    """A rendered feed or page body with its validators. One that is not ``shareable``
+    (a page that turned out to hold something of its visitor's own) is served once and
+    never kept."""
 
     body: bytes
     media_type: str
-    etag: str
-    last_modified: datetime
+    etag: str = ""
+    last_modified: datetime = EPOCH
     valid_until: datetime | None = None
+    shareable: bool = True
 
 
 _entries: OrderedDict[tuple[int, str], Rendered] = OrderedDict()
@@ -114,6 +128,8 @@ def cached(key: str, render: Callable[[], Rendered]) -> Rendered:
         if hit is not None:
             return hit
     rendered = render()
+    if not rendered.shareable:
+        return rendered
     with _lock:
         _entries[(current, key)] = rendered
         while len(_entries) > MAX_ENTRIES:
@@ -125,6 +141,32 @@ async def served(key: str, render: Callable[[], Rendered]) -> Rendered:
     """:func:`cached` for endpoints: from memory on the event loop when it can be,
     otherwise reading the version (and rendering) in the threadpool."""
     return lookup(key) or await run_in_threadpool(cached, key, render)
+
+
+async def public_page(request: Request, render: Callable[[], Response]) -> Response:
+    """A public page (the news list, an item): rendered once per content version, language
+    and URL, and answered from memory to every visitor who is not logged in. Logged-in
+    editors always get a fresh page (it shows them more: links, previews). A page that
+    prints something of its visitor's own (a CSRF token) is never kept."""
+    if current_user(request) is not None:
+        return await run_in_threadpool(render)
+    query = request.scope["query_string"].decode("latin-1")
+    key = f"page {request_language(request)} {request.scope['path']}?{query}"
+    fresh: list[Response] = []
+
+    def rendered() -> Rendered:
+        response = render()
+        fresh.append(response)
+        return Rendered(
+            bytes(response.body),
+            response.media_type or "text/html",
+            valid_until=listing.unchanged_until(),
+            shareable=response.status_code == 200 and not is_personal(request),
+        )
+
+    hit = await served(key, rendered)
+    # A page rendered just now goes out as rendered, with its own status and headers.
+    return fresh[0] if fresh else HTMLResponse(hit.body)
 
 
 def clear_local() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -108,6 +108,19 @@ def next_visibility_change(now: datetime) -> datetime | None:
         ).scalar()
     candidates = [t for t in (upcoming, expiring) if t is not None]
     return min(candidates) if candidates else None
+
+
+#: The longest a rendering of the public items is kept even when no date is due: a
+#: safety net, not a freshness promise (changes are seen through the content version).
+LONGEST_UNCHANGED = timedelta(hours=1)
+
+
+def unchanged_until() -> datetime:
+    """Until when what the public sees cannot change by itself: the next effective or
+    expiry date, at most :data:`LONGEST_UNCHANGED` ahead. Renderings keep that long."""
+    now = utcnow()
+    change = next_visibility_change(now)
+    return min(change, now + LONGEST_UNCHANGED) if change else now + LONGEST_UNCHANGED
 
 
 def last_public_change(now: datetime) -> datetime | None:

@@ -80,8 +80,12 @@ def conditional(request: Request, rendered: cache.Rendered) -> Response:
     )
 
 
-def news_list(request: Request) -> Response:
+async def news_list(request: Request) -> Response:
     """The public list of news and conference reports, filtered and paged."""
+    return await cache.public_page(request, lambda: _news_list(request))
+
+
+def _news_list(request: Request) -> Response:
     selection, page = selection_from(request)
     found, total = listing.public_items(selection, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
     pages = max(1, -(-total // LIST_PAGE_SIZE))
@@ -104,9 +108,13 @@ def news_list(request: Request) -> Response:
     )
 
 
-def news_item(request: Request) -> Response:
+async def news_item(request: Request) -> Response:
     """An item's page; logged-in staff also see items that are not public, and with
     ``?revision=pending`` the item as its pending revision would make it."""
+    return await cache.public_page(request, lambda: _news_item(request))
+
+
+def _news_item(request: Request) -> Response:
     slug = request.path_params["slug"]
     if writable(slug) != slug:
         # No slug holds such characters, and PostgreSQL text cannot even be asked for NUL.

@@ -36,8 +36,8 @@ from services.feeds.feed_text import (
 from services.feeds.listing import (
     ItemFilter,
     last_public_change,
-    next_visibility_change,
     public_items,
+    unchanged_until,
 )
 from services.feeds.sanitize import writable
 from services.feeds.store import CONFERENCE_REPORT, NEWS, Item
@@ -143,12 +143,6 @@ def weak_etag(body: bytes) -> str:
     return 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def _valid_until() -> datetime | None:
-    now = utcnow()
-    change = next_visibility_change(now)
-    return min(change, now + timedelta(hours=1)) if change else now + timedelta(hours=1)
-
-
 def render_feed(fmt: str, query: FeedQuery) -> Rendered:
     """Render one page of a feed in ``fmt`` (rss, atom or json); raises PageNotFound for a
     page past the last (page 1 always exists, empty or not)."""
@@ -163,7 +157,7 @@ def render_feed(fmt: str, query: FeedQuery) -> Rendered:
         body = _json_feed(query, items, has_next)
     else:
         body = _feedgen(fmt, query, items, has_next, modified)
-    return Rendered(body, MEDIA_TYPES[fmt], weak_etag(body), modified, _valid_until())
+    return Rendered(body, MEDIA_TYPES[fmt], weak_etag(body), modified, unchanged_until())
 
 
 def _feedgen(
@@ -332,4 +326,6 @@ def render_calendar(selection: ItemFilter) -> Rendered:
             )
         calendar.add_component(event)
     body = calendar.to_ical()
-    return Rendered(body, MEDIA_TYPES["ics"], weak_etag(body), last_modified(dated), _valid_until())
+    return Rendered(
+        body, MEDIA_TYPES["ics"], weak_etag(body), last_modified(dated), unchanged_until()
+    )

@@ -6,6 +6,7 @@ section below).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,33 @@ def render_text(name: str, language: str, **context: Any) -> str:
     )
 
 
+#: Scope key set when a page used a value of its visitor's own (see :class:`PerVisitor`).
+PERSONAL_SCOPE_KEY = "kgi.personal"
+
+
+class PerVisitor:
+    """A value of this visitor's own that a template may print (the CSRF token, the CSP
+    nonce), made only when printed. A page that never prints one sets no session cookie
+    and can be shown to every visitor alike (:func:`is_personal` tells which it was)."""
+
+    def __init__(self, request: Request, make: Callable[[Request], str]) -> None:
+        self._request = request
+        self._make = make
+
+    def __str__(self) -> str:
+        # Autoescaping reads the value through here, and escapes it like any text.
+        self._request.scope[PERSONAL_SCOPE_KEY] = True
+        return self._make(self._request)
+
+    def __bool__(self) -> bool:
+        return bool(str(self))
+
+
+def is_personal(request: Request) -> bool:
+    """Whether a page rendered for ``request`` printed a value of this visitor's own."""
+    return bool(request.scope.get(PERSONAL_SCOPE_KEY))
+
+
 def render_page(
     request: Request,
     name: str,
@@ -171,9 +199,9 @@ def render_page(
         name,
         language,
         request=request,
-        csrf_token=csrf_token(request),
+        csrf_token=PerVisitor(request, csrf_token),
         user=current_user(request),
-        csp_nonce=csp_nonce(request),
+        csp_nonce=PerVisitor(request, csp_nonce),
         **(context or {}),
     )
     return HTMLResponse(body, status_code=status_code, headers=headers)
