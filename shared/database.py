@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -176,3 +177,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """Now, timezone-aware, in UTC: the only clock stored data uses."""
     return datetime.now(UTC)
+
+
+def after_commit(conn: sa.Connection, action: Callable[[], None]) -> None:
+    """Run ``action`` once, when the transaction on ``conn`` commits; never when it rolls
+    back (a change that never happened). For what must follow a change at once in this
+    process, such as a rendering cache forgetting the version it read."""
+    sa.event.listen(conn, "commit", lambda _conn: action(), once=True)

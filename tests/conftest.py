@@ -154,7 +154,7 @@ def clean_state() -> Iterator[None]:
     with engine("feeds").begin() as conn:
         for table in reversed(feed_store.metadata.sorted_tables):
             conn.execute(table.delete())
-    feed_cache.clear_local()
+    feed_cache.RENDERINGS.clear()
     from services.newsletter import store as newsletter_store
 
     with engine("newsletter").begin() as conn:

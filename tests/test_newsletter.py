@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.feeds.demo import load_demo
-from services.newsletter import compose, dispatch, render, sender, store
+from services.newsletter import archive, compose, dispatch, render, sender, store
 from services.subscribers import transfer
-from shared.database import engine, utcnow
+from shared.database import after_commit, engine, utcnow
 from shared.mail import outbox as outbox_engine
 from shared.mail import signing
 from tests.conftest import (
@@ -418,6 +418,8 @@ def archived(issue: store.Issue) -> store.Issue:
                 rendered_text=rendered.text,
             )
         )
+        # As sending does when it finishes: this process's archive shows it at once.
+        after_commit(conn, archive.RENDERINGS.distrust)
     return issue
 
 

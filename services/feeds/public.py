@@ -23,7 +23,7 @@ from shared.config import get_settings
 from shared.database import read_connection
 from shared.errors import Invalid, NotFound
 from shared.i18n import LANGUAGES
-from shared.web.conditional import conditional_response
+from shared.web.caching import conditional
 from shared.web.sessions import current_user
 from shared.web.templates import render_page
 
@@ -68,21 +68,11 @@ def selection_from(request: Request) -> tuple[ItemFilter, int]:
     return selection, page_of(request)
 
 
-def conditional(request: Request, rendered: cache.Rendered) -> Response:
-    """The rendered body, or 304 when the client's copy is current."""
-    return conditional_response(
-        request,
-        rendered.body,
-        rendered.media_type,
-        rendered.etag,
-        rendered.last_modified,
-        FEED_MAX_AGE_SECONDS,
-    )
-
-
 async def news_list(request: Request) -> Response:
     """The public list of news and conference reports, filtered and paged."""
-    return await cache.public_page(request, lambda: _news_list(request))
+    return await cache.RENDERINGS.page(
+        request, lambda: _news_list(request), listing.unchanged_until
+    )
 
 
 def _news_list(request: Request) -> Response:
@@ -111,7 +101,9 @@ def _news_list(request: Request) -> Response:
 async def news_item(request: Request) -> Response:
     """An item's page; logged-in staff also see items that are not public, and with
     ``?revision=pending`` the item as its pending revision would make it."""
-    return await cache.public_page(request, lambda: _news_item(request))
+    return await cache.RENDERINGS.page(
+        request, lambda: _news_item(request), listing.unchanged_until
+    )
 
 
 def _news_item(request: Request) -> Response:
@@ -168,14 +160,16 @@ async def feed(request: Request) -> Response:
         return RedirectResponse(target, status_code=301)
     # A page past the last raises PageNotFound (a NotFound): answered as 404.
     key = f"{fmt}?{query.query_string}"
-    return conditional(request, await cache.served(key, lambda: render_feed(fmt, query)))
+    rendered = await cache.RENDERINGS.served(key, lambda: render_feed(fmt, query))
+    return conditional(request, rendered, FEED_MAX_AGE_SECONDS)
 
 
 async def calendar(request: Request) -> Response:
     """Conference dates as iCalendar, with conditional GET (from memory like the feeds)."""
     selection, _ = selection_from(request)
     key = f"ics?{FeedQuery(selection).query_string}"
-    return conditional(request, await cache.served(key, lambda: render_calendar(selection)))
+    rendered = await cache.RENDERINGS.served(key, lambda: render_calendar(selection))
+    return conditional(request, rendered, FEED_MAX_AGE_SECONDS)
 
 
 def since_of(raw: str) -> datetime:

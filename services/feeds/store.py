@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shared.database import UTCDateTime
+from shared.database import UTCDateTime, after_commit
 
 #: Content types.
 NEWS, CONFERENCE_REPORT = "news", "conference_report"
@@ -340,9 +340,7 @@ def mark_content_changed(conn: Connection, at: datetime) -> None:
     """Record, in the transaction that makes it, a change the public can see. The moment
     never goes backwards, even when clocks of several processes differ a little."""
     for hook in CONTENT_COMMIT_HOOKS:
-        # On this connection only, and only when it commits: a rolled-back change, which
-        # never happened, calls nothing.
-        sa.event.listen(conn, "commit", lambda _conn, hook=hook: hook(), once=True)
+        after_commit(conn, hook)
     row = conn.execute(sa.select(content_version).where(content_version.c.id == 1)).first()
     if row is None:
         conn.execute(content_version.insert(), {"id": 1, "version": 1, "changed_at": at})

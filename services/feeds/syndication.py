@@ -24,7 +24,6 @@ import icalendar
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from services.feeds.cache import Rendered
 from services.feeds.feed_text import (
     as_html,
     body_text,
@@ -45,6 +44,7 @@ from shared.config import get_settings
 from shared.database import utcnow
 from shared.errors import NotFound
 from shared.i18n import translate
+from shared.web.caching import Rendered
 from shared.web.paths import absolute_url_for
 
 #: Items per feed page; older items are reached through the ``next`` link.

@@ -35,7 +35,7 @@ from shared.database import read_connection
 from shared.errors import BadRequest, Forbidden, Invalid, NotFound, Unavailable
 from shared.i18n import request_language
 from shared.mail.transport import PermanentMailError
-from shared.web.conditional import conditional_response
+from shared.web.caching import Rendered, conditional
 from shared.web.forms import form_endpoint, form_text, parse_row_id
 from shared.web.paths import path_for
 from shared.web.sessions import current_user, login_required
@@ -60,30 +60,44 @@ MAX_TAG_LENGTH = 100
 # --- public archive -------------------------------------------------------------------
 
 
-def archive(request: Request) -> Response:
+async def archive(request: Request) -> Response:
+    """The list of sent issues, kept for readers until the next issue is sent."""
+    return await archive_feeds.RENDERINGS.page(request, lambda: _archive_page(request))
+
+
+def _archive_page(request: Request) -> Response:
     language = request.query_params.get("lang")
     return render_page(
         request, "newsletter/archive.html", {"issues": archive_feeds.sent_issues(language)}
     )
 
 
-def archive_issue(request: Request) -> Response:
-    with read_connection("newsletter") as conn:
-        issue = store.get_issue(conn, request.path_params["id"])
-    if issue is None or issue.state != SENT or not issue.rendered_html:
-        raise NotFound("There is no such issue in the archive.")
-    page, _ = public_version(render.rendered_of(issue))
-    return HTMLResponse(page, headers={"Cache-Control": "public, max-age=3600"})
+async def archive_issue(request: Request) -> Response:
+    """A sent issue as its web version, the same for every reader."""
+    issue_id = request.path_params["id"]
+
+    def web_version() -> Rendered:
+        with read_connection("newsletter") as conn:
+            issue = store.get_issue(conn, issue_id)
+        if issue is None or issue.state != SENT or not issue.rendered_html:
+            raise NotFound("There is no such issue in the archive.")
+        page, _ = public_version(render.rendered_of(issue))
+        return Rendered(page.encode(), "text/html; charset=utf-8")
+
+    kept = await archive_feeds.RENDERINGS.served(f"issue {issue_id}", web_version)
+    return Response(
+        kept.body, media_type=kept.media_type, headers={"Cache-Control": "public, max-age=3600"}
+    )
 
 
-def archive_feed(request: Request) -> Response:
+async def archive_feed(request: Request) -> Response:
     fmt = request.path_params["fmt"]
     if fmt not in archive_feeds.FEED_MEDIA_TYPES:
         raise NotFound("There is nothing at this address.")
-    feed = archive_feeds.build_feed(fmt)
-    return conditional_response(
-        request, feed.body, feed.media_type, feed.etag, feed.last_modified, FEED_MAX_AGE
+    feed = await archive_feeds.RENDERINGS.served(
+        f"feed {fmt}", lambda: archive_feeds.build_feed(fmt)
     )
+    return conditional(request, feed, FEED_MAX_AGE)
 
 
 # --- admin ----------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -13,6 +12,7 @@ from services.newsletter import store
 from services.newsletter.store import SENT, issues
 from shared.database import read_connection
 from shared.i18n import LANGUAGES
+from shared.web.caching import Rendered, RenderingCache
 from shared.web.paths import absolute_url_for
 
 #: The feed formats of the ``newsletter:archive_feed`` route, with their media types.
@@ -28,14 +28,22 @@ EMPTY_ARCHIVE_UPDATED = datetime(2026, 1, 1, tzinfo=UTC)
 FEED_AUTHOR = "KGI-Infobrief"
 
 
-@dataclass(frozen=True)
-class ArchiveFeed:
-    """A rendered feed with what a conditional GET compares."""
+def _archive_version() -> tuple[int, object]:
+    """What the archive shows changes exactly when this does: the sent issues and the
+    latest change to any of them."""
+    with read_connection("newsletter") as conn:
+        count, latest = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(issues.c.updated_at)).where(
+                issues.c.state == SENT
+            )
+        ).one()
+    return count, latest
 
-    body: bytes
-    media_type: str
-    etag: str
-    last_modified: datetime
+
+#: Renderings of the archive (its page, its feeds, its issues) in this process. An
+#: issue that is sent (``dispatch.finish_if_done``) is in the archive at once here, and
+#: in other processes within the cache's trusted second.
+RENDERINGS = RenderingCache(_archive_version)
 
 
 def sent_issues(language: str | None = None) -> list[store.Issue]:
@@ -48,7 +56,7 @@ def sent_issues(language: str | None = None) -> list[store.Issue]:
         return [store.Issue(**row._mapping) for row in rows]
 
 
-def build_feed(fmt: str) -> ArchiveFeed:
+def build_feed(fmt: str) -> Rendered:
     """The archive feed in ``fmt`` (a key of FEED_MEDIA_TYPES)."""
     sent = sent_issues()[:FEED_LENGTH]
     updated = max((i.finished_at or i.updated_at for i in sent), default=EMPTY_ARCHIVE_UPDATED)
@@ -77,4 +85,4 @@ def build_feed(fmt: str) -> ArchiveFeed:
     body = feed.rss_str(pretty=True) if fmt == "rss" else feed.atom_str(pretty=True)
     # Weak: the same feed is served gzipped or not, which a strong tag would distinguish.
     etag = f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
-    return ArchiveFeed(body, f"{FEED_MEDIA_TYPES[fmt]}; charset=utf-8", etag, updated)
+    return Rendered(body, f"{FEED_MEDIA_TYPES[fmt]}; charset=utf-8", etag, updated)

@@ -29,7 +29,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from services.newsletter import peers, render, seats, store
+from services.newsletter import archive, peers, render, seats, store
 from services.newsletter.render import render_issue
 from services.newsletter.store import (
     CANCELLED,
@@ -42,8 +42,9 @@ from services.newsletter.store import (
     issues,
     outbox,
 )
+from shared import tasks
 from shared.config import get_settings
-from shared.database import engine, read_connection, utcnow
+from shared.database import after_commit, engine, read_connection, utcnow
 from shared.errors import Conflict
 from shared.mail.outbox import (
     CLAIMED,
@@ -183,8 +184,10 @@ def finish_if_done(issue_id: int) -> bool:
         if finished.rowcount == 1:
             counts = store.outbox_counts(conn, issue_id)
             store.log(conn, issue_id, "system", "sent", _summary_line(counts), utcnow())
+            # The archive shows the issue from now on: at once in this process.
+            after_commit(conn, archive.RENDERINGS.distrust)
     if finished.rowcount == 1:
-        _publish_archive_change()
+        tasks.publish_event("newsletter.sent", {})
         render.send_summary(issue_id)
     return True
 
@@ -194,12 +197,6 @@ def _summary_line(counts: dict[str, int]) -> str:
         f"{counts[COMMITTED] + counts[DELIVERED]} sent, {counts[FAILED]} failed, "
         f"{counts[SKIPPED]} skipped"
     )
-
-
-def _publish_archive_change() -> None:
-    from shared import tasks
-
-    tasks.publish_event("newsletter.sent", {})
 
 
 def pause(issue_id: int, actor: str, reason: str | None = None) -> None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.subscribers import audience, feedback, optin, privacy, relay_webhooks, store, transfer
+from services.subscribers import feedback, optin, privacy, relay_webhooks, store, transfer
 from services.subscribers.openapi import openapi_document
 from services.subscribers.store import STATUSES, Context, Subscriber
 from shared.addresses import InvalidInput
@@ -323,8 +323,8 @@ async def internal_audience(request: Request) -> Response:
     def chunks() -> Iterator[bytes]:
         # Many lines per chunk: each chunk crosses from the worker thread to the event loop.
         lines: list[str] = []
-        for subscriber in audience.confirmed(language, AUDIENCE_CHUNK):
-            lines.append(json.dumps(audience.recipient_record(subscriber), ensure_ascii=False))
+        for subscriber in transfer.confirmed(language, AUDIENCE_CHUNK):
+            lines.append(json.dumps(transfer.recipient_record(subscriber), ensure_ascii=False))
             if len(lines) >= AUDIENCE_CHUNK:
                 yield ("\n".join(lines) + "\n").encode()
                 lines = []
@@ -341,14 +341,14 @@ async def internal_confirmed(request: Request) -> Response:
     ids = data.get("ids")
     if (
         not isinstance(ids, list)
-        or len(ids) > audience.MAX_CONFIRMED_IDS
+        or len(ids) > transfer.MAX_CONFIRMED_IDS
         # bool is an int to Python, but no id; ids beyond 64 bits cannot be in the table.
         or not all(type(i) is int and 0 < i <= MAX_ROW_ID for i in ids)
     ):
         raise Invalid(
-            f"ids must be a list of at most {audience.MAX_CONFIRMED_IDS} subscriber ids.", "ids"
+            f"ids must be a list of at most {transfer.MAX_CONFIRMED_IDS} subscriber ids.", "ids"
         )
-    return JSONResponse({"confirmed": await run_in_threadpool(audience.still_confirmed, ids)})
+    return JSONResponse({"confirmed": await run_in_threadpool(transfer.still_confirmed, ids)})
 
 
 def internal_issue_feedback(request: Request) -> Response:

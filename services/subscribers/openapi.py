@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from services.subscribers.audience import MAX_CONFIRMED_IDS
 from services.subscribers.feedback import EFFECTIVE_KINDS
+from services.subscribers.transfer import MAX_CONFIRMED_IDS
 from shared.web.paths import MAX_ROW_ID, path_template
 
 _ERROR = {

@@ -1,4 +1,5 @@
-"""CSV import and export of subscribers, for the admin page and ``kgi subscribers``.
+"""Subscribers in and out in bulk: CSV import and export, for the admin page and ``kgi
+subscribers``; and the audience of an issue, for the newsletter service (last section).
 
 An import never resubscribes anyone who unsubscribed or had their data erased, merges
 duplicates into one subscriber, and reports per row what it did and why.
@@ -8,14 +9,23 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.subscribers import store
-from services.subscribers.store import BOUNCED, CONFIRMED, UNSUBSCRIBED, Context
+from services.subscribers import optin, store
+from services.subscribers.store import (
+    BOUNCED,
+    CONFIRMED,
+    UNSUBSCRIBED,
+    Context,
+    Subscriber,
+    subscribers,
+)
 from shared.addresses import InvalidInput, clean_name, parse_address, parse_language
 from shared.database import engine, read_connection, utcnow
 
@@ -225,3 +235,63 @@ def rows_to_csv(rows: Iterable[list[str]]) -> str:
         # A leading = + - @ makes spreadsheets run a formula: neutralise it.
         writer.writerow(["'" + v if v[:1] in ("=", "+", "-", "@") else v for v in row])
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# Who receives an issue: confirmed subscribers with their personal links, for the
+# newsletter service (which never sees this service's tables or secrets).
+# --------------------------------------------------------------------------------------
+
+#: Most ids one ``still_confirmed`` call may ask about: a sender asks per batch of 100,
+#: and SQLite allows at most 32,766 parameters in one query.
+MAX_CONFIRMED_IDS = 1000
+
+
+def confirmed(language: str, chunk: int = 1000) -> Iterator[Subscriber]:
+    """Confirmed subscribers of ``language`` in id order, read ``chunk`` rows at a time."""
+    last_id = 0
+    while True:
+        with read_connection("subscribers") as conn:
+            rows = conn.execute(
+                sa.select(subscribers)
+                .where(
+                    subscribers.c.status == CONFIRMED,
+                    subscribers.c.language == language,
+                    subscribers.c.id > last_id,
+                )
+                .order_by(subscribers.c.id)
+                .limit(chunk)
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield Subscriber(**row._mapping)
+        last_id = rows[-1].id
+
+
+def recipient_record(subscriber: Subscriber) -> dict[str, Any]:
+    """What the newsletter needs to address and personalise one mail."""
+    unsubscribe, preferences = optin.manage_urls(subscriber)
+    return {
+        "id": subscriber.id,
+        # ASCII addresses (nearly all) need no IDNA work.
+        "email": subscriber.email
+        if subscriber.email.isascii()
+        else parse_address(subscriber.email).ascii,
+        "name": subscriber.name,
+        "unsubscribe_url": unsubscribe,
+        "preferences_url": preferences,
+    }
+
+
+def still_confirmed(ids: list[int]) -> list[int]:
+    """The subset of ``ids`` that is confirmed right now."""
+    if not ids:
+        return []
+    with read_connection("subscribers") as conn:
+        rows = conn.execute(
+            sa.select(subscribers.c.id).where(
+                subscribers.c.id.in_(ids), subscribers.c.status == CONFIRMED
+            )
+        )
+        return [row.id for row in rows]
