@@ -149,6 +149,11 @@ async def feed(request: Request) -> Response:
     are readers polling an unchanged feed, and a thread per request would cost more than
     the answer. Reading the version and rendering go to the threadpool."""
     fmt = request.path_params["fmt"]
+    # Most requests ask again for a feed in memory: kept under its one canonical query,
+    # so the raw query finds it without reading the query at all.
+    kept = cache.RENDERINGS.lookup(f"{fmt}?{request.scope['query_string'].decode('latin-1')}")
+    if kept is not None:
+        return conditional(request, kept, FEED_MAX_AGE_SECONDS)
     if fmt not in ("rss", "atom", "json"):
         raise NotFound(NOTHING_HERE)
     selection, page = selection_from(request)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import cached_property
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -73,12 +74,14 @@ def conditional_response(
     etag: str,
     last_modified: datetime,
     max_age: int,
+    http_last_modified: str | None = None,
 ) -> Response:
     """``body`` with ETag, Last-Modified and Cache-Control, or 304 when the client's copy
-    is current. ``If-None-Match`` takes precedence over ``If-Modified-Since``."""
+    is current. ``If-None-Match`` takes precedence over ``If-Modified-Since``.
+    ``http_last_modified`` is ``last_modified`` already written as an HTTP date."""
     headers = {
         "ETag": etag,
-        "Last-Modified": format_datetime(last_modified, usegmt=True),
+        "Last-Modified": http_last_modified or format_datetime(last_modified, usegmt=True),
         "Cache-Control": f"public, max-age={max_age}",
     }
     if_none_match = request.headers.get("if-none-match")
@@ -113,11 +116,22 @@ class Rendered:
     valid_until: datetime | None = None
     shareable: bool = True
 
+    @cached_property
+    def http_last_modified(self) -> str:
+        """``last_modified`` as an HTTP date, made once per rendering, not per request."""
+        return format_datetime(self.last_modified, usegmt=True)
+
 
 def conditional(request: Request, rendered: Rendered, max_age: int) -> Response:
     """A kept rendering with its validators, or 304 when the client's copy is current."""
     return conditional_response(
-        request, rendered.body, rendered.media_type, rendered.etag, rendered.last_modified, max_age
+        request,
+        rendered.body,
+        rendered.media_type,
+        rendered.etag,
+        rendered.last_modified,
+        max_age,
+        rendered.http_last_modified,
     )
 
 
