@@ -95,14 +95,16 @@ def aggregate_sources(
     import sqlalchemy as sa
 
     from kgi import registry
-    from services.feeds import aggregate
+    from services.feeds import partner_sources
     from services.feeds.store import sources
     from shared.database import engine
     from shared.tasks import enqueue
 
     for n in range(SOURCES):
         host = 1 + n % HOSTS
-        aggregate.add_source(f"http://127.0.0.{host}:{partner_port}/{n}.rss", name=f"Quelle {n}")
+        partner_sources.add_source(
+            f"http://127.0.0.{host}:{partner_port}/{n}.rss", name=f"Quelle {n}"
+        )
     worker = subprocess.Popen(
         [sys.executable, "-m", "kgi", "worker", "--processes", "2", "--threads", "8"],
         env=env,

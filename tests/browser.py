@@ -7,7 +7,8 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from playwright.sync_api import Browser, sync_playwright
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, sync_playwright
 
 #: Flags for Chromium on these machines: as root it needs --no-sandbox, and without the
 #: background-networking flags it keeps trying to reach Google's hosts.
@@ -45,3 +46,25 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+#: The rules axe-core checks pages against: WCAG 2.1 levels A and AA.
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+#: Desktop and phone: every page is checked at both.
+WIDTHS = {"desktop": 1280, "phone": 375}
+
+
+def wcag_violations(page: Page) -> list[str]:
+    """What axe-core (carried by axe-playwright-python: a checker we did not write) finds
+    on ``page`` against WCAG 2.1 AA, one line per rule with the first offending node."""
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_21_AA}})
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {v['nodes'][0]['target']}"
+        for v in results.response["violations"]
+    ]
+
+
+def horizontal_overflow(page: Page) -> int:
+    """How many CSS pixels the page is wider than its viewport (0: no sideways scrolling)."""
+    return int(page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth"))

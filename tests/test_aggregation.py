@@ -12,7 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.feeds import aggregate, fetch, store
+from services.feeds import aggregate, fetch, partner_sources, store
 from services.feeds.store import items
 from shared.database import engine, utcnow
 from tests.conftest import csrf_of, login, run_kgi, wait_for
@@ -42,7 +42,7 @@ def source(source_id: int) -> store.Source:
 
 
 def add_and_fetch(url: str, **options) -> tuple[store.Source, aggregate.FetchReport]:
-    added = aggregate.add_source(url, **options)
+    added = partner_sources.add_source(url, **options)
     return added, aggregate.fetch_source(added.id)
 
 
@@ -169,14 +169,16 @@ def test_feedless_page_read_with_selectors(partner):
 
 
 def test_bad_selectors_and_urls_are_refused():
-    with pytest.raises(aggregate.InvalidSource, match="required"):
-        aggregate.add_source("https://example.org/", selectors={"item": "article"})
-    with pytest.raises(aggregate.InvalidSource, match="not valid CSS"):
-        aggregate.add_source("https://example.org/", selectors={"item": "article[", "title": "h2"})
-    with pytest.raises(aggregate.InvalidSource, match="JSON"):
-        aggregate.add_source("https://example.org/", selectors="{nope")
-    with pytest.raises(aggregate.InvalidSource, match="http"):
-        aggregate.add_source("ftp://example.org/feed")
+    with pytest.raises(partner_sources.InvalidSource, match="required"):
+        partner_sources.add_source("https://example.org/", selectors={"item": "article"})
+    with pytest.raises(partner_sources.InvalidSource, match="not valid CSS"):
+        partner_sources.add_source(
+            "https://example.org/", selectors={"item": "article[", "title": "h2"}
+        )
+    with pytest.raises(partner_sources.InvalidSource, match="JSON"):
+        partner_sources.add_source("https://example.org/", selectors="{nope")
+    with pytest.raises(partner_sources.InvalidSource, match="http"):
+        partner_sources.add_source("ftp://example.org/feed")
 
 
 def test_conditional_get_and_updates_in_place(partner):
@@ -277,7 +279,7 @@ def test_command_line_add_list_fetch(partner):
 
 def test_scheduled_fetch_through_the_worker(site, partner, worker):
     url = partner.serve_fixture("/sched.rss", "feeds/rss1.rdf", "application/rdf+xml")
-    added = aggregate.add_source(url, interval_minutes=15)
+    added = partner_sources.add_source(url, interval_minutes=15)
     from kgi.scheduler import tick
 
     tick()
@@ -305,7 +307,7 @@ def test_sources_admin_page(site, partner):
     assert refused.status_code == 422
     listing = admin.get("/news/admin/sources")
     assert "X" in listing.text and 'data-status="new"' in listing.text
-    source_id = aggregate.list_all()[0].id
+    source_id = partner_sources.list_all()[0].id
     admin.post(
         f"/news/admin/sources/{source_id}",
         data={"csrf_token": csrf_of(page.text), "action": "pause"},
@@ -321,7 +323,7 @@ def test_per_host_concurrency_limit(partner):
     ids = []
     for n in range(6):
         partner.resources[f"/slow{n}.rdf"] = Resource(body, "application/rdf+xml", delay=0.4)
-        ids.append(aggregate.add_source(partner.url(f"/slow{n}.rdf")).id)
+        ids.append(partner_sources.add_source(partner.url(f"/slow{n}.rdf")).id)
     with ThreadPoolExecutor(6) as pool:
         reports = list(pool.map(aggregate.fetch_source, ids))
     assert all(r.status == "ok" for r in reports)

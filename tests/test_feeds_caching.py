@@ -13,7 +13,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from services.feeds import aggregate, cache, content, listing, store
+from services.feeds import aggregate, cache, content, listing, partner_sources, store
 from services.feeds.parse import Entry
 from shared.database import engine, utcnow
 from shared.redis_client import get_redis
@@ -90,7 +90,7 @@ def test_a_change_by_another_process_is_served_within_the_trusted_second(site: s
 
 
 def test_hiding_a_partner_item_moves_last_modified_forward(site: str) -> None:
-    source = aggregate.add_source("https://partner.example.org/feed", name="Partner")
+    source = partner_sources.add_source("https://partner.example.org/feed", name="Partner")
     with engine("feeds").begin() as conn:
         aggregate.store_entries(
             conn, source, [Entry(title="Partnernews", link="https://partner.example.org/1")], "de"
@@ -176,7 +176,7 @@ def test_each_item_carries_its_language(site: str) -> None:
 
 
 def test_partner_items_name_their_author_in_json_feed(site: str) -> None:
-    source = aggregate.add_source("https://partner.example.org/feed", name="Fachstelle Süd")
+    source = partner_sources.add_source("https://partner.example.org/feed", name="Fachstelle Süd")
     with engine("feeds").begin() as conn:
         aggregate.store_entries(
             conn, source, [Entry(title="Von draußen", link="https://partner.example.org/1")], "de"

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.feeds import aggregate, content, store, syndication
+from services.feeds import aggregate, content, partner_sources, store, syndication
 from services.feeds.item_fields import InvalidItem
 from services.feeds.listing import ItemFilter
 from services.feeds.syndication import FeedQuery
@@ -131,7 +131,7 @@ def test_plain_ampersand_stays_plain_text_in_rss_titles(site: str) -> None:
 
 def test_partner_text_is_text_in_every_format(site: str, partner: Any) -> None:
     partner.resources["/feed.rss"] = Resource(PARTNER_RSS)
-    source = aggregate.add_source(partner.url("/feed.rss"), name="Partner")
+    source = partner_sources.add_source(partner.url("/feed.rss"), name="Partner")
     assert aggregate.fetch_source(source.id).new == 1
     title, summary = "Tom & Jerry <b>fett</b>", "Tom & Jerry <img src=x onerror=alert(1)>"
     check_xml_feeds(site, "?partners=1", title, summary)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.feeds import actors, aggregate, content, listing, store
+from services.feeds import actors, aggregate, content, listing, partner_sources, store
 from shared.database import engine, read_connection, utcnow
 from tests.conftest import csrf_of, login
 from tests.partner_server import Resource
@@ -100,7 +100,7 @@ PARTNER_WITH_BELL = b"""<?xml version="1.0" encoding="utf-8"?>
 
 def test_a_partner_entry_with_control_characters_breaks_no_feed(site: str, partner: Any) -> None:
     partner.resources["/bell.rss"] = Resource(PARTNER_WITH_BELL)
-    source = aggregate.add_source(partner.url("/bell.rss"), name="Partner\x07")
+    source = partner_sources.add_source(partner.url("/bell.rss"), name="Partner\x07")
     report = aggregate.fetch_source(source.id)
     assert report.new == 1, report
     item = listing.partner_items()[0]
@@ -189,8 +189,8 @@ def test_a_source_port_out_of_range_is_refused_and_the_actor_survives(
     )
     assert response.status_code == 422 and "port" in response.text
     for url in ("http://[::1/feed", "http://exa mple.org/", "https://" + "a" * 64 + ".org/"):
-        with pytest.raises(aggregate.InvalidSource):
-            aggregate.add_source(url)
+        with pytest.raises(partner_sources.InvalidSource):
+            partner_sources.add_source(url)
     # A source stored before the check (or reached by a redirect) is an error, not a crash.
     with engine("feeds").begin() as conn:
         source_id = conn.execute(
@@ -216,7 +216,7 @@ def test_a_redirect_to_a_bad_port_is_an_error(partner: Any) -> None:
     partner.resources["/moved"] = Resource(
         status=301, headers={"Location": "http://127.0.0.1:99999/feed"}
     )
-    source = aggregate.add_source(partner.url("/moved"))
+    source = partner_sources.add_source(partner.url("/moved"))
     report = aggregate.fetch_source(source.id)
     assert report.status == "error" and "port" in (report.message or "")
 
@@ -403,7 +403,7 @@ def test_every_hostile_string_in_every_source_field(site: str, admin: httpx.Clie
             fields = {"csrf_token": csrf, "url": "https://partner.example.org/", name: value}
             no_server_error(post_form(admin, "/news/admin/sources", fields, has_surrogate(value)))
     no_server_error(admin.get("/news/admin/sources"))
-    for source in aggregate.list_all():
+    for source in partner_sources.list_all():
         for value in HOSTILE:
             path = f"/news/admin/sources/{source.id}"
             no_server_error(post_form(admin, path, {"csrf_token": csrf, "action": value}))
@@ -527,7 +527,7 @@ def test_sweep_source_forms(
     csrf = token(admin)
     no_server_error(post_form(admin, "/news/admin/sources", {"csrf_token": csrf, **fields}, utf7))
     no_server_error(admin.get("/news/admin/sources"))
-    sources = aggregate.list_all()
+    sources = partner_sources.list_all()
     if sources:
         path = f"/news/admin/sources/{sources[0].id}"
         sent = actors.fetch_source.send

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.feeds import actors, aggregate, content, listing, revisions, store
+from services.feeds import actors, aggregate, content, listing, partner_sources, revisions, store
 from services.feeds.parse import Entry
 from shared.database import engine, read_connection, utcnow
 from tests.conftest import csrf_of, login
@@ -68,8 +68,10 @@ def network_item(state: str, title: str = "Live-Fassung", **fields: Any) -> stor
 
 def partner_source(hidden: bool = False) -> tuple[store.Source, store.Item]:
     """A new partner source with one aggregated (published) item, without any fetch."""
-    number = len(aggregate.list_all()) + 1
-    source = aggregate.add_source(f"https://partner{number}.example.org/feed", name="Fachstelle")
+    number = len(partner_sources.list_all()) + 1
+    source = partner_sources.add_source(
+        f"https://partner{number}.example.org/feed", name="Fachstelle"
+    )
     with engine("feeds").begin() as conn:
         aggregate.store_entries(
             conn,
@@ -254,7 +256,9 @@ def add_source(client: httpx.Client, role: str, site: str) -> str:
         "/news/admin/sources",
         data={"csrf_token": token(client), "url": f"https://{role}.example.org/feed", "name": "X"},
     )
-    return judged(response, any(s.url.startswith(f"https://{role}.") for s in aggregate.list_all()))
+    return judged(
+        response, any(s.url.startswith(f"https://{role}.") for s in partner_sources.list_all())
+    )
 
 
 def source_action(
@@ -263,7 +267,7 @@ def source_action(
     def act(client: httpx.Client, role: str, site: str) -> str:
         source, _ = partner_source(hidden=hidden_items)
         if action == "resume":
-            aggregate.update_source(source.id, paused=True)
+            partner_sources.update_source(source.id, paused=True)
         sent: list[int] = []
         original = actors.fetch_source.send
         actors.fetch_source.send = lambda source_id: sent.append(source_id)  # type: ignore[method-assign]
@@ -486,8 +490,8 @@ def test_a_source_with_published_items_is_not_deleted(site: str, clients: Client
     assert "still has published items" in refused.text and "Hide its items" in refused.text
     assert source_now(source.id) is not None
     assert "Partnermeldung" in feed_titles(site, "?partners=1")
-    with pytest.raises(aggregate.SourceInUse):
-        aggregate.delete_source(source.id)
+    with pytest.raises(partner_sources.SourceInUse):
+        partner_sources.delete_source(source.id)
     # Hiding all its items (one button on the source) makes deleting possible.
     admin.post(
         f"/news/admin/sources/{source.id}", data={"csrf_token": token(admin), "action": "hide"}

@@ -10,12 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services.feeds import aggregate
+from services.feeds import opml, partner_sources
 from services.feeds.form_input import checked_form, text_field
+from shared.database import utcnow
 from shared.errors import BadRequest
+from shared.tasks import enqueue
+from shared.web.forms import form_endpoint
 from shared.web.paths import path_for
 from shared.web.sessions import current_user, login_required
 from shared.web.templates import render_page
@@ -26,17 +30,34 @@ SOURCE_FIELDS = ("url", "name", "selectors", "language", "interval")
 #: What an admin can do with a source.
 ACTIONS = ("pause", "resume", "fetch", "hide", "delete")
 
+#: Largest request an OPML import takes: the file (opml.MAX_OPML_BYTES) and the form.
+OPML_BODY_LIMIT = opml.MAX_OPML_BYTES + 64 * 1024
 
-def _page(request: Request, values: dict[str, str], error: str | None, status: int) -> Response:
+#: The title and file name of an export.
+OPML_TITLE = "KGI – Partnerquellen"
+OPML_FILENAME = "kgi-sources.opml"
+
+
+def _page(
+    request: Request,
+    values: dict[str, str],
+    error: str | None,
+    status: int,
+    imported: partner_sources.AddReport | None = None,
+    import_error: str | None = None,
+) -> Response:
     user = current_user(request)
     return render_page(
         request,
         "feeds/admin/sources.html",
         {
-            "sources": aggregate.list_all(),
+            "sources": partner_sources.list_all(),
             "values": values,
             "error": error,
             "manage": user is not None and user["role"] == "admin",
+            "imported": imported,
+            "import_error": import_error,
+            "outcomes": (partner_sources.ADDED, partner_sources.SKIPPED, partner_sources.REFUSED),
         },
         status_code=status,
     )
@@ -50,18 +71,18 @@ def admin_sources(request: Request) -> Response:
 
 def _add(request: Request, values: dict[str, str]) -> Response:
     try:
-        interval = int(values["interval"] or aggregate.DEFAULT_INTERVAL_MINUTES)
+        interval = int(values["interval"] or partner_sources.DEFAULT_INTERVAL_MINUTES)
     except ValueError:
         return _page(request, values, "The interval must be a number of minutes.", 422)
     try:
-        aggregate.add_source(
+        partner_sources.add_source(
             values["url"],
             values["name"] or None,
             values["selectors"] or None,
             values["language"] or None,
             interval,
         )
-    except aggregate.InvalidSource as exc:
+    except partner_sources.InvalidSource as exc:
         return _page(request, values, str(exc), 422)
     return RedirectResponse(path_for("feeds:admin_sources") + "?added=1", status_code=303)
 
@@ -78,19 +99,17 @@ def _act(request: Request, source_id: int, action: str) -> Response:
     user: dict[str, Any] = current_user(request) or {}
     # NoSuchSource (404) and SourceInUse (409) are answered by the error tree.
     if action == "pause":
-        aggregate.update_source(source_id, paused=True)
+        partner_sources.update_source(source_id, paused=True)
     elif action == "resume":
-        aggregate.update_source(source_id, paused=False)
+        partner_sources.update_source(source_id, paused=False)
     elif action == "fetch":
         # By name: web modules do not import actors modules (those import the domain).
-        from shared.tasks import enqueue
-
-        aggregate.get_source(source_id)  # raises NoSuchSource for an unknown id
+        partner_sources.get_source(source_id)  # raises NoSuchSource for an unknown id
         enqueue("fetch_source", source_id)
     elif action == "hide":
-        aggregate.hide_items(source_id, user.get("email", ""))
+        partner_sources.hide_items(source_id, user.get("email", ""))
     else:
-        aggregate.delete_source(source_id)
+        partner_sources.delete_source(source_id)
     return RedirectResponse(path_for("feeds:admin_sources"), status_code=303)
 
 
@@ -102,3 +121,29 @@ async def admin_source_action(request: Request) -> Response:
     if action not in ACTIONS:
         raise BadRequest("Unknown action.")
     return await run_in_threadpool(_act, request, request.path_params["id"], action)
+
+
+@login_required()
+def admin_export_opml(request: Request) -> Response:
+    """Every source as OPML 2.0, for a feed reader or another installation."""
+    body = opml.write_opml(partner_sources.list_all(), OPML_TITLE, utcnow())
+    return Response(
+        body,
+        media_type="text/x-opml; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{OPML_FILENAME}"'},
+    )
+
+
+@login_required("admin")
+@form_endpoint(limit=OPML_BODY_LIMIT)
+def admin_import_opml(request: Request, form: FormData) -> Response:
+    """Add every feed an OPML file lists; the sources page shows what each one did."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _page(request, {}, None, 422, import_error="Please choose an OPML file.")
+    # The spooled upload may sit on disk: reading it here, in the threadpool, is fine.
+    try:
+        definitions = opml.read_opml(upload.file.read())
+    except opml.InvalidOpml as exc:
+        return _page(request, {}, None, 422, import_error=str(exc))
+    return _page(request, {}, None, 200, imported=partner_sources.add_sources(definitions))

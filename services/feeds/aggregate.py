@@ -1,4 +1,5 @@
-"""Aggregation of partner sources: managing sources, fetching one, storing its entries.
+"""Aggregation of partner sources: which are due, fetching one, storing its entries
+(adding and managing sources is :mod:`services.feeds.partner_sources`).
 
 Entries are matched to stored items by GUID, else by link, else by a hash of their
 content. Inside one document a GUID that repeats does not merge different entries: the
@@ -13,18 +14,16 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.feeds import store
-from services.feeds.fetch import FetchError, fetch, url_problem
+from services.feeds.fetch import FetchError, fetch
 from services.feeds.item_fields import insert_with_slug, row_id, slugify
-from services.feeds.parse import Entry, ParseError, check_selectors, parse_feed, parse_page
-from services.feeds.sanitize import plain_text, writable
+from services.feeds.parse import Entry, ParseError, parse_feed, parse_page
+from services.feeds.sanitize import writable
 from services.feeds.store import (
-    FEED_SOURCE,
     PAGE_SOURCE,
     PARTNER,
     PUBLISHED,
@@ -34,14 +33,8 @@ from services.feeds.store import (
 )
 from shared import tasks
 from shared.database import engine, read_connection, utcnow
-from shared.errors import Conflict, Invalid, NotFound
-from shared.i18n import LANGUAGES
 
 logger = logging.getLogger("kgi.feeds.aggregate")
-
-#: Default minutes between two fetches of a source, and the allowed range.
-DEFAULT_INTERVAL_MINUTES = 30
-MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES = 5, 24 * 60
 
 #: Longest pause after repeated failures (backoff doubles the interval up to this), and
 #: the longest a ``Retry-After`` is honoured.
@@ -51,25 +44,6 @@ MAX_BACKOFF = timedelta(hours=24)
 MAX_DOUBLINGS = 16
 
 
-class InvalidSource(Invalid, ValueError):
-    """The source definition cannot be used; the message says why."""
-
-
-class NoSuchSource(NotFound, LookupError):
-    """There is no source with this id."""
-
-
-class SourceInUse(Conflict):
-    """The source still has published items, which deleting it would take off the site."""
-
-
-#: Why such a source is not deleted, and what to do instead.
-SOURCE_IN_USE = (
-    "This source still has published items. Hide its items first (button “Hide its "
-    "items”), or pause the source to keep them and stop fetching."
-)
-
-
 @dataclass(frozen=True)
 class FetchReport:
     source_id: int
@@ -77,119 +51,6 @@ class FetchReport:
     new: int = 0
     updated: int = 0
     message: str | None = None
-
-
-def add_source(
-    url: str,
-    name: str | None = None,
-    selectors: dict[str, Any] | str | None = None,
-    language: str | None = None,
-    interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
-) -> Source:
-    """Register a feed (or, with ``selectors``, an HTML page); raises InvalidSource."""
-    url = (url or "").strip()
-    problem = url_problem(url)
-    if problem is not None:
-        raise InvalidSource(problem)
-    parts = urlsplit(url)
-    if isinstance(selectors, str) and selectors.strip():
-        try:
-            selectors = json.loads(selectors)
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-            raise InvalidSource("The selectors are not valid JSON.") from None
-    checked = None
-    if selectors:
-        try:
-            checked = check_selectors(selectors)
-        except ValueError as exc:
-            raise InvalidSource(str(exc)) from None
-    if language and language not in LANGUAGES:
-        raise InvalidSource("The language must be de or en.")
-    if not MIN_INTERVAL_MINUTES <= interval_minutes <= MAX_INTERVAL_MINUTES:
-        limits = f"{MIN_INTERVAL_MINUTES} and {MAX_INTERVAL_MINUTES}"
-        raise InvalidSource(f"The interval must be between {limits} minutes.")
-    now = utcnow()
-    with engine("feeds").begin() as conn:
-        if conn.execute(sa.select(sources.c.id).where(sources.c.url == url)).first():
-            raise InvalidSource("This address is already a source.")
-        source_id = conn.execute(
-            sources.insert(),
-            {
-                "name": plain_text(name, 200) or parts.hostname or url[:200],
-                "url": url,
-                "kind": PAGE_SOURCE if checked else FEED_SOURCE,
-                "selectors": json.dumps(checked) if checked else None,
-                "language": language or None,
-                "paused": False,
-                "interval_minutes": interval_minutes,
-                "failures": 0,
-                "created_at": now,
-                "next_fetch_at": now,
-            },
-        ).inserted_primary_key[0]
-        source = store.get_source(conn, source_id)
-    assert source is not None
-    return source
-
-
-def _existing(conn: Connection, source_id: int) -> Source:
-    source = store.get_source(conn, source_id) if row_id(source_id) else None
-    if source is None:
-        raise NoSuchSource("There is no such source.")
-    return source
-
-
-def get_source(source_id: int) -> Source:
-    """The source ``source_id``; raises NoSuchSource."""
-    with read_connection("feeds") as conn:
-        return _existing(conn, source_id)
-
-
-def update_source(source_id: int, **values: Any) -> None:
-    """Pause/resume or change the interval of a source; raises NoSuchSource."""
-    allowed = {
-        k: v for k, v in values.items() if k in ("paused", "interval_minutes", "name", "language")
-    }
-    if "paused" in allowed and not allowed["paused"]:
-        allowed["next_fetch_at"] = utcnow()
-    with engine("feeds").begin() as conn:
-        _existing(conn, source_id)
-        conn.execute(sources.update().where(sources.c.id == source_id).values(**allowed))
-
-
-def _published(source_id: int) -> sa.ColumnElement[bool]:
-    """The source's items the public can see (hidden ones are not)."""
-    return sa.and_(
-        items.c.source_id == source_id, items.c.state == PUBLISHED, items.c.hidden.is_(False)
-    )
-
-
-def hide_items(source_id: int, actor: str) -> int:
-    """Hide every shown item of a source (the step before deleting it); returns how many."""
-    now = utcnow()
-    with engine("feeds").begin() as conn:
-        _existing(conn, source_id)
-        shown = conn.execute(sa.select(items.c.id).where(_published(source_id))).scalars().all()
-        conn.execute(items.update().where(items.c.id.in_(shown)).values(hidden=True))
-        for item_id in shown:
-            store.log_history(conn, item_id, actor, "hidden", None, None, None, now)
-        if shown:
-            store.mark_content_changed(conn, now)
-    return len(shown)
-
-
-def delete_source(source_id: int) -> None:
-    """Remove a source and its hidden items. Refused (SourceInUse) while items of it are
-    published: deleting must never take content off the site as a side effect."""
-    with engine("feeds").begin() as conn:
-        _existing(conn, source_id)
-        shown = conn.execute(
-            sa.select(sa.func.count()).select_from(items).where(_published(source_id))
-        ).scalar_one()
-        if shown:
-            raise SourceInUse(SOURCE_IN_USE)
-        conn.execute(items.delete().where(items.c.source_id == source_id))
-        conn.execute(sources.delete().where(sources.c.id == source_id))
 
 
 def due_source_ids(limit: int = 500) -> list[int]:
@@ -375,9 +236,3 @@ def fetch_source(source_id: int, force: bool = False) -> FetchReport:
     return FetchReport(
         source.id, "warning" if parsed.warning else "ok", new, updated, parsed.warning
     )
-
-
-def list_all() -> list[Source]:
-    """Every source with its item count, by name."""
-    with read_connection("feeds") as conn:
-        return store.list_sources(conn)

@@ -38,6 +38,18 @@ routes = [
     Route("/admin/sources", admin_sources.admin_sources, methods=["GET"], name="admin_sources"),
     Route("/admin/sources", admin_sources.admin_add_source, methods=["POST"], name="admin_sources"),
     Route(
+        "/admin/sources.opml",
+        admin_sources.admin_export_opml,
+        methods=["GET"],
+        name="admin_sources_opml",
+    ),
+    Route(
+        "/admin/sources.opml",
+        admin_sources.admin_import_opml,
+        methods=["POST"],
+        name="admin_sources_opml",
+    ),
+    Route(
         "/admin/sources/{id:id}",
         admin_sources.admin_source_action,
         methods=["POST"],

@@ -1,9 +1,10 @@
-"""``kgi demo`` and ``kgi sources add|list|fetch``: content and partner sources."""
+"""``kgi demo`` and ``kgi sources add|import|export|list|fetch``: content and partner sources."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from services.feeds.service import SERVICE
 
@@ -18,7 +19,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sources_add(args: argparse.Namespace) -> int:
-    from services.feeds.aggregate import InvalidSource, add_source
+    from services.feeds.partner_sources import InvalidSource, add_source
 
     SERVICE.migrate()
     try:
@@ -30,8 +31,44 @@ def cmd_sources_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sources_import(args: argparse.Namespace) -> int:
+    """Add every feed an OPML file lists, and say per feed what happened."""
+    from services.feeds import opml
+    from services.feeds.partner_sources import ADDED, REFUSED, SKIPPED, add_sources
+
+    SERVICE.migrate()
+    try:
+        definitions = opml.read_opml(Path(args.file).read_bytes())
+    except (OSError, opml.InvalidOpml) as exc:
+        print(f"Not imported: {exc}", file=sys.stderr)
+        return 1
+    report = add_sources(definitions)
+    for row in report.outcomes:
+        if row.outcome != ADDED:
+            print(f"{row.position:>4}  {row.outcome:<8} {row.url}  ({row.reason})")
+    counts = ", ".join(f"{report.count(o)} {o}" for o in (ADDED, SKIPPED, REFUSED))
+    print(f"{len(report.outcomes)} feeds in the file: {counts}.")
+    return 0
+
+
+def cmd_sources_export(args: argparse.Namespace) -> int:
+    """Write every source as OPML, to a file or to standard output."""
+    from services.feeds import opml
+    from services.feeds.admin_sources import OPML_TITLE
+    from services.feeds.partner_sources import list_all
+    from shared.database import utcnow
+
+    SERVICE.migrate()
+    data = opml.write_opml(list_all(), OPML_TITLE, utcnow())
+    if args.output:
+        Path(args.output).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
 def cmd_sources_list(args: argparse.Namespace) -> int:
-    from services.feeds.aggregate import list_all
+    from services.feeds.partner_sources import list_all
 
     SERVICE.migrate()
     for s in list_all():
@@ -46,7 +83,8 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
 
 def cmd_sources_fetch(args: argparse.Namespace) -> int:
     """Fetch now, in this process (no worker needed): all sources, or the ones named."""
-    from services.feeds.aggregate import fetch_source, list_all
+    from services.feeds.aggregate import fetch_source
+    from services.feeds.partner_sources import list_all
 
     SERVICE.migrate()
     ids = args.ids or [s.id for s in list_all() if not s.paused]
@@ -81,6 +119,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     srcs.add_parser("list", help="sources with their last fetch and status").set_defaults(
         func=cmd_sources_list
     )
+    src_import = srcs.add_parser("import", help="add every feed of an OPML file")
+    src_import.add_argument("file")
+    src_import.set_defaults(func=cmd_sources_import)
+    src_export = srcs.add_parser("export", help="every source as OPML")
+    src_export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    src_export.set_defaults(func=cmd_sources_export)
     src_fetch = srcs.add_parser("fetch", help="fetch now (all sources, or the given ids)")
     src_fetch.add_argument("ids", nargs="*", type=int)
     src_fetch.set_defaults(func=cmd_sources_fetch)
