@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from kgi import registry
 from services.subscribers.openapi import openapi_document
 from shared.accounts.login import LoginThrottled, authenticate_off_loop
 from shared.errors import TooMany
@@ -20,8 +21,10 @@ from shared.web.templates import render_page
 LOGIN_RETRY_AFTER_SECONDS = 900
 
 
-async def home(request: Request) -> Response:
-    return render_page(request, "home.html")
+def home(request: Request) -> Response:
+    """The home page: what the network is, the sign-up box, and what each service shows
+    there from its own data (blocking, so Starlette runs it in the threadpool)."""
+    return render_page(request, "home.html", {"sections": registry.home_sections(request)})
 
 
 def _safe_next(target: str | None) -> str:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from dramatiq.brokers.redis import RedisBroker
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount
 
 import services
 from shared import broker
 from shared.process_logging import quiet_libraries
-from shared.service import Service
+from shared.service import HomeSection, Service
 from shared.web import paths
 
 #: The pages that belong to no single service, at the root of the site.
@@ -106,6 +107,13 @@ def mounts(only: str | None = None) -> list[BaseRoute]:
         for p in parts()
         if p.routes is not None and (only is None or p.name == only)
     ]
+
+
+def home_sections(request: Request) -> list[HomeSection]:
+    """Every service's sections of the home page, in their order (blocking: call it in
+    the threadpool)."""
+    sections = [s for p in parts() if p.home is not None for s in load(p.home)(request)]
+    return sorted(sections, key=lambda section: section.order)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -21,6 +21,18 @@ from shared import database
 
 
 @dataclass(frozen=True)
+class HomeSection:
+    """A part of the home page that a service fills from its own data."""
+
+    #: Where it stands on the page: lower first.
+    order: int
+    #: The section, rendered in the visitor's language (an HTML fragment).
+    html: str
+    #: Lines for the page's ``<head>`` (feed autodiscovery links).
+    head: str = ""
+
+
+@dataclass(frozen=True)
 class Service:
     """One part of the platform, as the registry sees it."""
 
@@ -43,6 +55,9 @@ class Service:
     templates: str | None = None
     #: ``"module:function"`` adding its ``kgi`` subcommands to an argparse subparsers object.
     commands: str | None = None
+    #: ``"module:function"`` giving its sections of the home page from its own data: called
+    #: with the request (in the threadpool), it returns a list of :class:`HomeSection`.
+    home: str | None = None
 
     def migrate(self) -> None:
         """Bring this part's database to its newest migration."""

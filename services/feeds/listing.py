@@ -9,12 +9,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from services.feeds import store
-from services.feeds.store import KINDS, NETWORK, PARTNER, PUBLISHED, Item, items
+from services.feeds.store import (
+    CONFERENCE_REPORT,
+    KINDS,
+    NETWORK,
+    PARTNER,
+    PUBLISHED,
+    Item,
+    items,
+)
 from shared.database import read_connection, utcnow
 from shared.i18n import LANGUAGES
 
@@ -91,6 +99,25 @@ def public_items(selection: ItemFilter, limit: int, offset: int = 0) -> tuple[li
             .offset(offset)
         )
         return [store.item_from_row(row) for row in rows], int(total)
+
+
+def upcoming_events(today: date, limit: int) -> list[Item]:
+    """Visible conference dates that have not ended by ``today``, the soonest first."""
+    ends = sa.func.coalesce(items.c.event_end, items.c.event_start)
+    condition = sa.and_(
+        ItemFilter(kind=CONFERENCE_REPORT, include_partners=True).condition(utcnow()),
+        items.c.event_start.is_not(None),
+        ends >= today,
+    )
+    with read_connection("feeds") as conn:
+        rows = conn.execute(
+            sa.select(items, store.sources.c.name.label("source_name"))
+            .select_from(items.outerjoin(store.sources, items.c.source_id == store.sources.c.id))
+            .where(condition)
+            .order_by(items.c.event_start, items.c.id)
+            .limit(limit)
+        )
+        return [store.item_from_row(row) for row in rows]
 
 
 def next_visibility_change(now: datetime) -> datetime | None:

@@ -20,12 +20,13 @@ from services.feeds.sanitize import writable
 from services.feeds.store import KINDS
 from services.feeds.syndication import FeedQuery, item_url, render_calendar, render_feed
 from shared.config import get_settings
-from shared.database import read_connection
+from shared.database import read_connection, utcnow
 from shared.errors import Invalid, NotFound
-from shared.i18n import LANGUAGES
+from shared.i18n import LANGUAGES, request_language
+from shared.service import HomeSection
 from shared.web.caching import conditional
 from shared.web.sessions import current_user
-from shared.web.templates import render_page
+from shared.web.templates import render_page, render_text
 
 #: Items per page on the public list.
 LIST_PAGE_SIZE = 10
@@ -248,3 +249,24 @@ def media_file(request: Request) -> Response:
         "X-Content-Type-Options": "nosniff",
     }
     return FileResponse(path, media_type=media.media_type(name), headers=headers)
+
+
+#: How many of the latest items and of the next conference dates the home page shows.
+HOME_ITEMS, HOME_EVENTS = 5, 3
+
+
+def home_sections(request: Request) -> list[HomeSection]:
+    """The home page's latest news and conference reports (with the feeds, which it also
+    announces for autodiscovery) and the next conference dates."""
+    language = request_language(request)
+    latest, _ = listing.public_items(ItemFilter(), HOME_ITEMS)
+    events = listing.upcoming_events(utcnow().date(), HOME_EVENTS)
+    feeds = {fmt: FeedQuery(ItemFilter()).url(fmt) for fmt in ("rss", "atom", "json")}
+    return [
+        HomeSection(
+            20,
+            render_text("feeds/_home_latest.html", language, items=latest, feeds=feeds),
+            head=render_text("feeds/_feedlinks.html", language, feeds=feeds),
+        ),
+        HomeSection(30, render_text("feeds/_home_events.html", language, events=events)),
+    ]

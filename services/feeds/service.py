@@ -14,4 +14,6 @@ SERVICE = Service(
     periodic=("fetch_due_sources",),
     templates="feeds",
     commands="services.feeds.commands:add_commands",
+    # Its sections of the home page.
+    home="services.feeds.public:home_sections",
 )

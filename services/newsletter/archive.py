@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from feedgen.feed import FeedGenerator
+from starlette.requests import Request
 
 from services.newsletter import store
 from services.newsletter.store import SENT, issues
 from shared.database import read_connection
-from shared.i18n import LANGUAGES
+from shared.i18n import LANGUAGES, request_language
+from shared.service import HomeSection
 from shared.web.caching import Rendered, RenderingCache
 from shared.web.paths import absolute_url_for
+from shared.web.templates import render_text
 
 #: The feed formats of the ``newsletter:archive_feed`` route, with their media types.
 FEED_MEDIA_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
@@ -86,3 +89,12 @@ def build_feed(fmt: str) -> Rendered:
     # Weak: the same feed is served gzipped or not, which a strong tag would distinguish.
     etag = f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
     return Rendered(body, f"{FEED_MEDIA_TYPES[fmt]}; charset=utf-8", etag, updated)
+
+
+def home_sections(request: Request) -> list[HomeSection]:
+    """The home page's latest issue: the newest sent, in the visitor's language when
+    there is one, else in any."""
+    language = request_language(request)
+    issue = next(iter(sent_issues(language) or sent_issues()), None)
+    html = render_text("newsletter/_home_latest.html", language, issue=issue)
+    return [HomeSection(40, html, head=render_text("newsletter/_feedlinks.html", language))]

@@ -14,4 +14,6 @@ SERVICE = Service(
     periodic=("supervise_dispatch",),
     templates="newsletter",
     commands="services.newsletter.commands:add_commands",
+    # Its sections of the home page.
+    home="services.newsletter.archive:home_sections",
 )

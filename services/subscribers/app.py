@@ -58,7 +58,9 @@ SUBSCRIPTION_GONE = "This link is no longer valid: the subscription no longer ex
 
 
 async def signup_page(request: Request) -> Response:
-    return render_page(request, "subscribers/signup.html", {"values": {}, "errors": {}})
+    # The home page's sign-up box brings the address along.
+    values = {"email": request.query_params.get("email", "")[:254]}
+    return render_page(request, "subscribers/signup.html", {"values": values, "errors": {}})
 
 
 @form_endpoint()
