@@ -24,7 +24,7 @@ LOGIN_RETRY_AFTER_SECONDS = 900
 def home(request: Request) -> Response:
     """The home page: what the network is, the sign-up box, and what each service shows
     there from its own data (blocking, so Starlette runs it in the threadpool)."""
-    return render_page(request, "home.html", {"sections": registry.home_sections(request)})
+    return render_page(request, "home.html", {"sections": registry.page_sections("home", request)})
 
 
 def _safe_next(target: str | None) -> str:
@@ -74,8 +74,11 @@ async def logout(request: Request) -> Response:
 
 
 @login_required()
-async def admin(request: Request) -> Response:
-    return render_page(request, "admin.html")
+def admin(request: Request) -> Response:
+    """The admin's landing page: the dashboard, each service's figures from its own data."""
+    return render_page(
+        request, "admin.html", {"sections": registry.page_sections("dashboard", request)}
+    )
 
 
 async def openapi(request: Request) -> Response:

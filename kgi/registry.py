@@ -15,7 +15,7 @@ import importlib
 import pkgutil
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dramatiq.brokers.redis import RedisBroker
 from starlette.requests import Request
@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Mount
 import services
 from shared import broker
 from shared.process_logging import quiet_libraries
-from shared.service import HomeSection, Service
+from shared.service import PageSection, Service
 from shared.web import paths
 
 #: The pages that belong to no single service, at the root of the site.
@@ -109,10 +109,11 @@ def mounts(only: str | None = None) -> list[BaseRoute]:
     ]
 
 
-def home_sections(request: Request) -> list[HomeSection]:
-    """Every service's sections of the home page, in their order (blocking: call it in
-    the threadpool)."""
-    sections = [s for p in parts() if p.home is not None for s in load(p.home)(request)]
+def page_sections(page: Literal["home", "dashboard"], request: Request) -> list[PageSection]:
+    """Every service's sections of ``page`` (the descriptor field of that name), in their
+    order (blocking: call it in the threadpool)."""
+    references = [getattr(p, page) for p in parts() if getattr(p, page) is not None]
+    sections = [section for reference in references for section in load(reference)(request)]
     return sorted(sections, key=lambda section: section.order)
 
 

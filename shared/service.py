@@ -21,8 +21,9 @@ from shared import database
 
 
 @dataclass(frozen=True)
-class HomeSection:
-    """A part of the home page that a service fills from its own data."""
+class PageSection:
+    """A part of a page of the whole site (the home page, the admin dashboard) that a
+    service fills from its own data."""
 
     #: Where it stands on the page: lower first.
     order: int
@@ -56,8 +57,10 @@ class Service:
     #: ``"module:function"`` adding its ``kgi`` subcommands to an argparse subparsers object.
     commands: str | None = None
     #: ``"module:function"`` giving its sections of the home page from its own data: called
-    #: with the request (in the threadpool), it returns a list of :class:`HomeSection`.
+    #: with the request (in the threadpool), it returns a list of :class:`PageSection`.
     home: str | None = None
+    #: ``"module:function"`` giving its sections of the admin dashboard, like ``home``.
+    dashboard: str | None = None
 
     def migrate(self) -> None:
         """Bring this part's database to its newest migration."""

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -68,3 +69,26 @@ def wcag_violations(page: Page) -> list[str]:
 def horizontal_overflow(page: Page) -> int:
     """How many CSS pixels the page is wider than its viewport (0: no sideways scrolling)."""
     return int(page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth"))
+
+
+@contextmanager
+def page_as(browser: Browser, site: str, client: Any) -> Iterator[tuple[Page, list[str]]]:
+    """A page whose browser carries the session cookie of ``client`` (an httpx client
+    that logged in), and the list Chromium's Content Security Policy complaints on it go
+    to."""
+    context = browser.new_context()
+    context.add_cookies(
+        [{"name": "kgi_session", "value": client.cookies["kgi_session"], "url": site}]
+    )
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    try:
+        yield page, violations
+    finally:
+        context.close()

@@ -21,7 +21,7 @@ from services.feeds.sanitize import plain_text
 from services.feeds.store import Source
 from shared.database import utcnow
 from shared.web.paths import path_for
-from tests.browser import WIDTHS, chromium, horizontal_overflow, wcag_violations
+from tests.browser import WIDTHS, chromium, horizontal_overflow, page_as, wcag_violations
 from tests.conftest import csrf_of, login, run_kgi
 
 FIXTURE = Path(__file__).parent / "fixtures" / "opml" / "feed-reader-export.opml"
@@ -215,12 +215,7 @@ def test_importing_in_chromium_leaves_an_accessible_page(site: str) -> None:
     axe-core finds no WCAG 2.1 AA violation on it at desktop or phone width, nor does the
     page scroll sideways."""
     admin = login(site, "opml-browser@example.org", "admin")
-    with chromium() as browser:
-        context = browser.new_context()
-        context.add_cookies(
-            [{"name": "kgi_session", "value": admin.cookies["kgi_session"], "url": site}]
-        )
-        page = context.new_page()
+    with chromium() as browser, page_as(browser, site, admin) as (page, violations):
         page.goto(site + path_for("feeds:admin_sources"))
         page.set_input_files("#opml-file", str(FIXTURE))
         page.get_by_role("button", name="Importieren").click()
@@ -230,4 +225,4 @@ def test_importing_in_chromium_leaves_an_accessible_page(site: str) -> None:
             page.set_viewport_size({"width": width, "height": 900})
             assert wcag_violations(page) == [], name
             assert horizontal_overflow(page) == 0, name
-        context.close()
+        assert violations == []

@@ -19,7 +19,7 @@ from kgi.cli import server_options
 from services.newsletter import compose
 from shared.config import ConfigurationError, get_settings, load_settings
 from shared.web.paths import path_for
-from tests.browser import chromium
+from tests.browser import chromium, page_as
 from tests.conftest import free_port, login
 
 PAGES = ["/", "/login", "/subscribers/signup", "/news/", "/newsletter/archive/", "/nowhere"]
@@ -78,20 +78,7 @@ def test_inline_scripts_run_and_nothing_is_refused_in_chromium(site: str) -> Non
     client = login(site, "csp@example.org", "admin")
     page_html = client.get("/newsletter/admin/")
     assert page_html.status_code == 200
-    cookie = client.cookies["kgi_session"]
-    with chromium() as browser:
-        context = browser.new_context()
-        context.add_cookies([{"name": "kgi_session", "value": cookie, "url": site}])
-        page = context.new_page()
-        violations: list[str] = []
-        page.on(
-            "console",
-            lambda message: (
-                violations.append(message.text)
-                if "Content Security Policy" in message.text
-                else None
-            ),
-        )
+    with chromium() as browser, page_as(browser, site, client) as (page, violations):
         for path in ("/", "/subscribers/signup", "/news/", "/newsletter/admin/"):
             page.goto(site + path)
         assert violations == []
@@ -107,7 +94,6 @@ def test_inline_scripts_run_and_nothing_is_refused_in_chromium(site: str) -> Non
             })"""
         )
         assert ran == "refused"
-        context.close()
 
 
 def test_feeds_are_compressed(site: str) -> None:

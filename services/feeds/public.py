@@ -23,7 +23,7 @@ from shared.config import get_settings
 from shared.database import read_connection, utcnow
 from shared.errors import Invalid, NotFound
 from shared.i18n import LANGUAGES, request_language
-from shared.service import HomeSection
+from shared.service import PageSection
 from shared.web.caching import conditional
 from shared.web.sessions import current_user
 from shared.web.templates import render_page, render_text
@@ -255,7 +255,7 @@ def media_file(request: Request) -> Response:
 HOME_ITEMS, HOME_EVENTS = 5, 3
 
 
-def home_sections(request: Request) -> list[HomeSection]:
+def home_sections(request: Request) -> list[PageSection]:
     """The home page's latest news and conference reports (with the feeds, which it also
     announces for autodiscovery) and the next conference dates."""
     language = request_language(request)
@@ -263,10 +263,10 @@ def home_sections(request: Request) -> list[HomeSection]:
     events = listing.upcoming_events(utcnow().date(), HOME_EVENTS)
     feeds = {fmt: FeedQuery(ItemFilter()).url(fmt) for fmt in ("rss", "atom", "json")}
     return [
-        HomeSection(
+        PageSection(
             20,
             render_text("feeds/_home_latest.html", language, items=latest, feeds=feeds),
             head=render_text("feeds/_feedlinks.html", language, feeds=feeds),
         ),
-        HomeSection(30, render_text("feeds/_home_events.html", language, events=events)),
+        PageSection(30, render_text("feeds/_home_events.html", language, events=events)),
     ]

@@ -14,6 +14,8 @@ SERVICE = Service(
     periodic=("fetch_due_sources",),
     templates="feeds",
     commands="services.feeds.commands:add_commands",
+    # Its part of the admin dashboard.
+    dashboard="services.feeds.dashboard:dashboard_sections",
     # Its sections of the home page.
     home="services.feeds.public:home_sections",
 )

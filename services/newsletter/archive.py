@@ -13,7 +13,7 @@ from services.newsletter import store
 from services.newsletter.store import SENT, issues
 from shared.database import read_connection
 from shared.i18n import LANGUAGES, request_language
-from shared.service import HomeSection
+from shared.service import PageSection
 from shared.web.caching import Rendered, RenderingCache
 from shared.web.paths import absolute_url_for
 from shared.web.templates import render_text
@@ -91,10 +91,10 @@ def build_feed(fmt: str) -> Rendered:
     return Rendered(body, f"{FEED_MEDIA_TYPES[fmt]}; charset=utf-8", etag, updated)
 
 
-def home_sections(request: Request) -> list[HomeSection]:
+def home_sections(request: Request) -> list[PageSection]:
     """The home page's latest issue: the newest sent, in the visitor's language when
     there is one, else in any."""
     language = request_language(request)
     issue = next(iter(sent_issues(language) or sent_issues()), None)
     html = render_text("newsletter/_home_latest.html", language, issue=issue)
-    return [HomeSection(40, html, head=render_text("newsletter/_feedlinks.html", language))]
+    return [PageSection(40, html, head=render_text("newsletter/_feedlinks.html", language))]

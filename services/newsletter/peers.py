@@ -99,12 +99,14 @@ def still_confirmed(subscriber_ids: list[int]) -> set[int]:
         raise PeerUnavailable(f"the subscribers service did not answer: {exc}") from None
 
 
-def issue_feedback(issue_id: int) -> dict[str, int]:
+def issue_feedback(issue_id: int, since: datetime | None = None) -> dict[str, int]:
     """Subscribers with a bounce or complaint about ``issue_id``, by kind of report (the
-    subscribers service records them as they come back)."""
+    subscribers service records them as they come back); with ``since``, when the issue
+    went out, also ``unsubscribed_in_week``."""
     try:
         response = _subscribers_client().get(
-            path_for("subscribers:internal_issue_feedback", id=issue_id)
+            path_for("subscribers:internal_issue_feedback", id=issue_id),
+            params={"since": since.isoformat()} if since is not None else None,
         )
         response.raise_for_status()
         counts = response.json()

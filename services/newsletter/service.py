@@ -14,6 +14,8 @@ SERVICE = Service(
     periodic=("supervise_dispatch",),
     templates="newsletter",
     commands="services.newsletter.commands:add_commands",
+    # Its part of the admin dashboard.
+    dashboard="services.newsletter.dashboard:dashboard_sections",
     # Its sections of the home page.
     home="services.newsletter.archive:home_sections",
 )

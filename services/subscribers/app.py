@@ -7,25 +7,29 @@ threadpool (``form_endpoint``), so no request waits for another one's queries.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from services.subscribers import feedback, optin, privacy, relay_webhooks, store, transfer
+from services.subscribers import (
+    feedback,
+    internal_api,
+    optin,
+    privacy,
+    relay_webhooks,
+    store,
+    transfer,
+)
 from services.subscribers.openapi import openapi_document
 from services.subscribers.store import STATUSES, Context, Subscriber
 from shared.addresses import InvalidInput
 from shared.database import read_connection
 from shared.errors import Gone, Invalid, NotFound
-from shared.i18n import LANGUAGES, request_language
-from shared.tokens import require_service
+from shared.i18n import request_language
 from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
-from shared.web.paths import MAX_ROW_ID, path_for
+from shared.web.paths import path_for
 from shared.web.sessions import login_required
 from shared.web.templates import render_page
 
@@ -308,57 +312,6 @@ def admin_import(request: Request, form: FormData) -> Response:
     return render_page(request, "subscribers/admin/import.html", {"report": report, "error": None})
 
 
-# --- internal API for the newsletter service -----------------------------------------
-
-#: Rows read from the database at a time while streaming an audience.
-AUDIENCE_CHUNK = 1000
-
-
-async def internal_audience(request: Request) -> Response:
-    """Confirmed subscribers of ``?language=`` as JSON lines, with their personal links;
-    streamed, so 100,000 subscribers never sit in memory at once."""
-    require_service(request)
-    language = request.query_params.get("language", "de")
-    if language not in LANGUAGES:
-        raise Invalid("The language must be de or en.", "language")
-
-    def chunks() -> Iterator[bytes]:
-        # Many lines per chunk: each chunk crosses from the worker thread to the event loop.
-        lines: list[str] = []
-        for subscriber in transfer.confirmed(language, AUDIENCE_CHUNK):
-            lines.append(json.dumps(transfer.recipient_record(subscriber), ensure_ascii=False))
-            if len(lines) >= AUDIENCE_CHUNK:
-                yield ("\n".join(lines) + "\n").encode()
-                lines = []
-        if lines:
-            yield ("\n".join(lines) + "\n").encode()
-
-    return StreamingResponse(iterate_in_threadpool(chunks()), media_type="application/x-ndjson")
-
-
-async def internal_confirmed(request: Request) -> Response:
-    """Which of the given subscriber ids are still confirmed (checked just before sending)."""
-    require_service(request)
-    data = await read_json(request, limit=256 * 1024)
-    ids = data.get("ids")
-    if (
-        not isinstance(ids, list)
-        or len(ids) > transfer.MAX_CONFIRMED_IDS
-        # bool is an int to Python, but no id; ids beyond 64 bits cannot be in the table.
-        or not all(type(i) is int and 0 < i <= MAX_ROW_ID for i in ids)
-    ):
-        raise Invalid(
-            f"ids must be a list of at most {transfer.MAX_CONFIRMED_IDS} subscriber ids.", "ids"
-        )
-    return JSONResponse({"confirmed": await run_in_threadpool(transfer.still_confirmed, ids)})
-
-
-def internal_issue_feedback(request: Request) -> Response:
-    """Subscribers with a bounce, complaint or mailto unsubscribe about one issue, by kind."""
-    require_service(request)
-    return JSONResponse(feedback.issue_counts(request.path_params["id"]))
-
-
 routes = [
     Route("/signup", signup_page, methods=["GET"], name="signup"),
     Route("/signup", signup_submit, methods=["POST"], name="signup"),
@@ -386,11 +339,13 @@ routes = [
     Route("/admin/import", admin_import_page, methods=["GET"], name="admin_import"),
     Route("/admin/import", admin_import, methods=["POST"], name="admin_import"),
     Route("/admin/{id:id}", admin_detail, methods=["GET"], name="admin_subscriber"),
-    Route("/internal/audience", internal_audience, methods=["GET"], name="internal_audience"),
-    Route("/internal/confirmed", internal_confirmed, methods=["POST"], name="internal_confirmed"),
+    Route("/internal/audience", internal_api.audience, methods=["GET"], name="internal_audience"),
+    Route(
+        "/internal/confirmed", internal_api.confirmed, methods=["POST"], name="internal_confirmed"
+    ),
     Route(
         "/internal/issues/{id:id}/feedback",
-        internal_issue_feedback,
+        internal_api.issue_feedback,
         methods=["GET"],
         name="internal_issue_feedback",
     ),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -168,8 +168,15 @@ def history(conn: Connection, subscriber_id: int) -> list[sa.Row]:
     )
 
 
-def issue_counts(issue_id: int) -> dict[str, int]:
-    """Subscribers with a bounce or complaint about ``issue_id``, by kind of report."""
+#: The key of :func:`issue_counts` for those who unsubscribed in the week after an issue.
+UNSUBSCRIBED_IN_WEEK = "unsubscribed_in_week"
+
+
+def issue_counts(issue_id: int, since: datetime | None = None) -> dict[str, int]:
+    """Subscribers with a bounce or complaint about ``issue_id``, by kind of report; with
+    ``since`` (when the issue went out) also how many unsubscribed in the week after, by
+    any way (link, mail, one click): an unsubscribe link names no issue, so the week is
+    what ties them to it."""
     with read_connection("subscribers") as conn:
         rows = conn.execute(
             sa.select(
@@ -181,4 +188,9 @@ def issue_counts(issue_id: int) -> dict[str, int]:
         )
         counts = {str(kind): 0 for kind in EFFECTIVE_KINDS}
         counts.update({kind: int(n) for kind, n in rows})
+        if since is not None:
+            left = store.subscribers.c.unsubscribed_at
+            counts[UNSUBSCRIBED_IN_WEEK] = conn.execute(
+                sa.select(sa.func.count()).where(left >= since, left < since + timedelta(weeks=1))
+            ).scalar_one()
     return counts

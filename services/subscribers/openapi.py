@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from services.subscribers.feedback import EFFECTIVE_KINDS
+from services.subscribers.feedback import EFFECTIVE_KINDS, UNSUBSCRIBED_IN_WEEK
 from services.subscribers.transfer import MAX_CONFIRMED_IDS
 from shared.web.paths import MAX_ROW_ID, path_template
 
@@ -266,7 +266,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Bounces and complaints about one newsletter issue",
                     "description": (
                         "How many subscribers had each kind of report about the issue: hard and "
-                        "soft bounces, complaints, unsubscribes by mail."
+                        "soft bounces, complaints, unsubscribes by mail; with since (when the "
+                        "issue went out), also how many unsubscribed in the week after."
                     ),
                     "operationId": "issueFeedback",
                     "security": [{"serviceToken": []}],
@@ -276,7 +277,14 @@ def openapi_document() -> dict[str, Any]:
                             "in": "path",
                             "required": True,
                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
-                        }
+                        },
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "required": False,
+                            "description": "When the issue went out (ISO 8601 with offset).",
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
                     ],
                     "responses": {
                         "200": {
@@ -285,8 +293,11 @@ def openapi_document() -> dict[str, Any]:
                                 {
                                     "type": "object",
                                     "properties": {
-                                        str(kind): {"type": "integer", "minimum": 0}
-                                        for kind in EFFECTIVE_KINDS
+                                        **{
+                                            str(kind): {"type": "integer", "minimum": 0}
+                                            for kind in EFFECTIVE_KINDS
+                                        },
+                                        UNSUBSCRIBED_IN_WEEK: {"type": "integer", "minimum": 0},
                                     },
                                     "required": [str(kind) for kind in EFFECTIVE_KINDS],
                                 }
@@ -294,6 +305,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                         **_FORBIDDEN,
                         "404": _error("The id is not a number within range."),
+                        "422": _error("since is not a date and time with its offset."),
                     },
                 }
             },

@@ -14,4 +14,6 @@ SERVICE = Service(
     periodic=("sweep_outbox", "purge_expired_signups"),
     templates="subscribers",
     commands="services.subscribers.commands:add_commands",
+    # Its part of the admin dashboard.
+    dashboard="services.subscribers.dashboard:dashboard_sections",
 )
