@@ -1,5 +1,13 @@
+# The front-end packages the site serves itself (the rich-text editor), from the npm
+# registry as package-lock.json pins them; only the installed files go on.
+FROM node:20-slim AS front-end
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
 FROM python:3.11-slim
 WORKDIR /app
+COPY --from=front-end /build/node_modules node_modules
 COPY pyproject.toml README.md ./
 COPY kgi kgi
 COPY shared shared

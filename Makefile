@@ -20,9 +20,11 @@ $(VENV)/.installed-test: pyproject.toml
 	touch $(VENV)/.installed-run $@
 
 run: $(VENV)/.installed-run
+	sh scripts/install-editor.sh
 	$(VENV)/bin/kgi run
 
 test: $(VENV)/.installed-test
+	sh scripts/install-editor.sh
 	sh scripts/install-browser.sh $(VENV)
 	sh scripts/install-test-tools.sh
 	$(VENV)/bin/ruff check .

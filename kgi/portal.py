@@ -12,6 +12,7 @@ from kgi import registry
 from services.subscribers.openapi import openapi_document
 from shared.accounts.login import LoginThrottled, authenticate_off_loop
 from shared.errors import TooMany
+from shared.web import front_end
 from shared.web.forms import client_ip, read_form, verify_csrf
 from shared.web.paths import path_for
 from shared.web.sessions import log_in, log_out, login_required
@@ -91,4 +92,5 @@ routes = [
     Route("/logout", logout, methods=["POST"], name="logout"),
     Route("/admin", admin, methods=["GET"], name="admin"),
     Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
+    *front_end.mounts(),
 ]

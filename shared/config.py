@@ -17,6 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+#: The project's folder (where ``node_modules`` lies beside ``shared``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 #: ``KGI_<OWNER>_DATABASE_URL`` names the database of each owner (a service, or
 #: ``accounts``); unset, it is ``<KGI_DATA_DIR>/<owner>.db`` (SQLite).
 DATABASE_URL_VARIABLE = re.compile(r"KGI_([A-Z0-9]+)_DATABASE_URL")
@@ -123,6 +126,9 @@ class Settings:
     #: The one reverse proxy whose X-Forwarded-For / X-Forwarded-Proto are believed
     #: (an IP address); None: no proxy, the TCP peer is the client.
     trusted_proxy: str | None = None
+    #: Where the front-end packages the site serves itself lie (the rich-text editor):
+    #: ``node_modules`` of the project, filled by scripts/install-editor.sh.
+    front_end_dir: Path = PROJECT_ROOT / "node_modules"
 
     @property
     def production(self) -> bool:
@@ -286,6 +292,9 @@ def load_settings() -> Settings:
         dkim_selector=os.environ.get("KGI_DKIM_SELECTOR") or None,
         dkim_domain=os.environ.get("KGI_DKIM_DOMAIN") or None,
         trusted_proxy=_trusted_proxy(),
+        front_end_dir=Path(
+            os.environ.get("KGI_FRONT_END_DIR", PROJECT_ROOT / "node_modules")
+        ).resolve(),
         fetch_allow_hosts=tuple(
             h.strip() for h in os.environ.get("KGI_FETCH_ALLOW_HOSTS", "").split(",") if h.strip()
         ),

@@ -147,6 +147,9 @@ def test_dockerfile_owns_the_volume_folders_as_its_unprivileged_user():
     build = "\n".join(lines)
     assert f"chown {user}:{user} /data /srv/proxy" in build
     assert "KGI_DATA_DIR=/data" in build
+    # The editor the site serves comes from the npm registry, pinned by the lock file.
+    assert "COPY package.json package-lock.json ./" in build
+    assert "COPY --from=front-end /build/node_modules node_modules" in build
 
 
 def upstream_arguments(port: int | None = None) -> list[str]:

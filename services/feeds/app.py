@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from services.feeds import admin_items, admin_sources, public
+from services.feeds import admin_items, admin_media, admin_sources, public
 
 routes = [
     Route("/", public.news_list, methods=["GET"], name="news"),
@@ -13,6 +13,8 @@ routes = [
     Route("/media/{name}", public.media_file, methods=["GET"], name="media"),
     Route("/api/items", public.api_items, methods=["GET"], name="api_items"),
     Route("/admin/", admin_items.admin_items, methods=["GET"], name="admin"),
+    Route("/admin/images", admin_media.image_list, methods=["GET"], name="admin_images"),
+    Route("/admin/images", admin_media.upload_image, methods=["POST"], name="admin_images"),
     Route("/admin/new", admin_items.admin_new_page, methods=["GET"], name="admin_new"),
     Route("/admin/new", admin_items.admin_create, methods=["POST"], name="admin_new"),
     Route("/admin/{id:id}", admin_items.admin_edit_page, methods=["GET"], name="admin_item"),

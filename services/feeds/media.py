@@ -1,4 +1,5 @@
-"""Uploaded lead images: checked by content, stored under the data directory by hash."""
+"""Uploaded images (lead images, and images in item bodies): checked by content, stored
+under the data directory by hash."""
 
 from __future__ import annotations
 
@@ -88,3 +89,17 @@ def is_media_url(url: str) -> bool:
 def media_type(name: str) -> str:
     """The media type of a stored file named ``name`` (checked by :data:`MEDIA_NAME`)."""
     return MEDIA_TYPES[name.rsplit(".", 1)[1]]
+
+
+#: Most uploaded images the editor's image list offers (the newest).
+IMAGE_LIST_LENGTH = 200
+
+
+def uploaded_images(limit: int = IMAGE_LIST_LENGTH) -> list[str]:
+    """Names of the stored images, the newest first (for the editor's image list)."""
+    directory = media_dir()
+    if not directory.is_dir():
+        return []
+    files = [path for path in directory.iterdir() if MEDIA_NAME.match(path.name)]
+    files.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    return [path.name for path in files[:limit]]
