@@ -18,11 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services.feeds import content, listing, media, revisions, store
+from services.feeds import content, downloads, listing, media, revisions, store
 from services.feeds.form_input import ItemForm, checked_form, read_item_form, text_field
 from services.feeds.item_fields import EDITORS_TIME_ZONE, InvalidItem, row_id
 from services.feeds.store import KINDS, STATES, Item, Revision
 from shared.database import read_connection
+from shared.i18n import request_language
 from shared.web.paths import path_for
 from shared.web.sessions import current_user, login_required
 from shared.web.templates import render_page
@@ -126,6 +127,11 @@ def _editor_form(
             "history": history,
             "transitions": content.TRANSITIONS,
             "others": listing.editor_items(),
+            "files": [
+                (file, downloads.size_label(file.size, request_language(request)))
+                for file in (downloads.files_of([item.id])[item.id] if item else [])
+            ],
+            "may_change_files": item is not None and downloads.may_change(item, role),
             "version": content.version_of(item) if item else "",
             "revision": revision,
             "revision_version": revisions.version_of(revision) if revision else "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from services.feeds import admin_items, admin_media, admin_sources, public
+from services.feeds import admin_files, admin_items, admin_media, admin_sources, public
 
 routes = [
     Route("/", public.news_list, methods=["GET"], name="news"),
@@ -57,5 +57,13 @@ routes = [
         methods=["POST"],
         name="admin_source",
     ),
+    Route("/admin/{id:id}/files", admin_files.attach_file, methods=["POST"], name="admin_files"),
+    Route(
+        "/admin/{id:id}/files/remove",
+        admin_files.remove_file,
+        methods=["POST"],
+        name="admin_files_remove",
+    ),
+    Route("/files/{id:id}/{name}", public.download, methods=["GET"], name="download"),
     Route("/{slug}", public.news_item, methods=["GET"], name="item"),
 ]

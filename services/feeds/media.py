@@ -55,15 +55,21 @@ def save_image(data: bytes) -> str:
     extension = image_type(data)
     if extension is None:
         raise InvalidImage("Please upload a PNG, JPEG, GIF or WebP image.")
+    return media_url(store_by_hash(media_dir(), data, extension))
+
+
+def store_by_hash(directory: Path, data: bytes, extension: str) -> str:
+    """Store ``data`` in ``directory`` under the hash of its content (the same content
+    is stored once) and return the file's name. Written whole or not at all: another
+    reader never sees half a file."""
     name = f"{hashlib.sha256(data).hexdigest()[:32]}.{extension}"
-    directory = media_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     if not path.exists():
         temporary = directory / f".{name}.tmp"
         temporary.write_bytes(data)
         temporary.rename(path)
-    return media_url(name)
+    return name
 
 
 def media_url(name: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from services.feeds import cache, listing, media, revisions, store
+from services.feeds import cache, downloads, listing, media, revisions, store
 from services.feeds.item_fields import EARLIEST_DATE, LATEST_DATE, MAX_TAG_LENGTH, row_id
 from services.feeds.listing import ItemFilter
 from services.feeds.sanitize import writable
@@ -135,6 +135,10 @@ def _news_item(request: Request) -> Response:
             "translation": translation,
             "preview": not listing.is_visible(item) or revision is not None,
             "revision": revision,
+            "files": [
+                (file, downloads.size_label(file.size, request_language(request)))
+                for file in downloads.files_of([item.id])[item.id]
+            ],
             "feeds": {
                 fmt: FeedQuery(ItemFilter(kind=item.kind)).url(fmt)
                 for fmt in ("rss", "atom", "json")
@@ -234,6 +238,20 @@ def item_json(item: store.Item) -> dict[str, Any]:
         if item.event_start
         else None,
     }
+
+
+def download(request: Request) -> Response:
+    """A file attached to an item, with its checked type and a safe file name; for
+    everyone while the item is public, for logged-in staff always."""
+    file, item = downloads.get_file(request.path_params["id"])
+    public = listing.is_visible(item)
+    if not public and current_user(request) is None:
+        raise NotFound(NOTHING_HERE)
+    headers = {
+        "Content-Disposition": downloads.content_disposition(file.name),
+        "Cache-Control": "public, max-age=300" if public else "private, no-store",
+    }
+    return FileResponse(downloads.stored_path(file), media_type=file.media_type, headers=headers)
 
 
 def media_file(request: Request) -> Response:

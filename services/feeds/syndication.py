@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import icalendar
 from feedgen.feed import FeedGenerator
@@ -39,9 +39,9 @@ from services.feeds.listing import (
     unchanged_until,
 )
 from services.feeds.sanitize import writable
-from services.feeds.store import CONFERENCE_REPORT, NEWS, Item
+from services.feeds.store import CONFERENCE_REPORT, NEWS, Item, ItemFile, files_of
 from shared.config import get_settings
-from shared.database import utcnow
+from shared.database import read_connection, utcnow
 from shared.errors import NotFound
 from shared.i18n import translate
 from shared.web.caching import Rendered
@@ -153,15 +153,27 @@ def render_feed(fmt: str, query: FeedQuery) -> Rendered:
     items = [printable(item) for item in found]
     has_next = offset + len(items) < total
     modified = last_modified(items)
+    with read_connection("feeds") as conn:
+        files = files_of(conn, [item.id for item in items])
     if fmt == "json":
-        body = _json_feed(query, items, has_next)
+        body = _json_feed(query, items, has_next, files)
     else:
-        body = _feedgen(fmt, query, items, has_next, modified)
+        body = _feedgen(fmt, query, items, has_next, modified, files)
     return Rendered(body, MEDIA_TYPES[fmt], weak_etag(body), modified, unchanged_until())
 
 
+def file_url(file: ItemFile) -> str:
+    """The absolute address a feed gives for an attached file."""
+    return absolute_url_for("feeds:download", id=file.id, name=quote(file.name, safe=""))
+
+
 def _feedgen(
-    fmt: str, query: FeedQuery, items: list[Item], has_next: bool, modified: datetime
+    fmt: str,
+    query: FeedQuery,
+    items: list[Item],
+    has_next: bool,
+    modified: datetime,
+    files: dict[int, list[ItemFile]],
 ) -> bytes:
     rss = fmt == "rss"
     fg = FeedGenerator()
@@ -210,20 +222,37 @@ def _feedgen(
         if author:
             entry.author({"name": author})
             entry.dc.dc_creator(author)
+        if rss and files.get(item.id):
+            # RSS has room for one enclosure: the first file.
+            first = files[item.id][0]
+            entry.enclosure(file_url(first), first.size, first.media_type)
     if fmt == "atom":
-        return _with_entry_languages(fg.atom_str(pretty=True), items)
+        return _with_entry_details(fg.atom_str(pretty=True), items, files)
     return hex_references_in_titles(_with_rss_paging(fg.rss_str(pretty=True), query, has_next))
 
 
-def _with_entry_languages(body: bytes, items: list[Item]) -> bytes:
+def _with_entry_details(body: bytes, items: list[Item], files: dict[int, list[ItemFile]]) -> bytes:
     """Mark each Atom entry with its item's language (xml:lang), since a feed without a
-    language filter mixes German and English."""
-    languages = {item_id(item)[0]: item.language for item in items}
+    language filter mixes German and English, and give it a link per attached file.
+    (feedgen 1.0 writes entry links without their rel, type and length, so an
+    enclosure would come out as a second alternate link.)"""
+    by_id = {item_id(item)[0]: item for item in items}
     root = etree.fromstring(body)
     for entry in root.iter(f"{{{ATOM_NS}}}entry"):
-        language = languages.get(entry.findtext(f"{{{ATOM_NS}}}id") or "")
-        if language:
-            entry.set(XML_LANG, language)
+        item = by_id.get(entry.findtext(f"{{{ATOM_NS}}}id") or "")
+        if item is None:
+            continue
+        entry.set(XML_LANG, item.language)
+        for file in files.get(item.id, []):
+            etree.SubElement(
+                entry,
+                f"{{{ATOM_NS}}}link",
+                rel="enclosure",
+                href=file_url(file),
+                type=file.media_type,
+                length=str(file.size),
+                title=file.name,
+            )
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
 
 
@@ -246,7 +275,9 @@ def _with_rss_paging(body: bytes, query: FeedQuery, has_next: bool) -> bytes:
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
 
 
-def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
+def _json_feed(
+    query: FeedQuery, items: list[Item], has_next: bool, files: dict[int, list[ItemFile]]
+) -> bytes:
     settings = get_settings()
     feed: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
@@ -283,6 +314,16 @@ def _json_feed(query: FeedQuery, items: list[Item], has_next: bool) -> bytes:
         author = item.author or (item.source_name if item.is_partner else None)
         if author:
             entry["authors"] = [{"name": author}]
+        if files.get(item.id):
+            entry["attachments"] = [
+                {
+                    "url": file_url(file),
+                    "mime_type": file.media_type,
+                    "title": file.name,
+                    "size_in_bytes": file.size,
+                }
+                for file in files[item.id]
+            ]
         entries.append(entry)
     return json.dumps(feed, ensure_ascii=False, indent=1).encode()
 

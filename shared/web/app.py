@@ -18,9 +18,9 @@ from shared.web.errors import EXCEPTION_HANDLERS
 from shared.web.sessions import session_middleware
 from shared.web.templates import SecurityHeadersMiddleware
 
-#: Largest request body any service accepts (10 MiB, room for a CSV import);
-#: ordinary forms are held to far less by shared.web.forms.
-MAX_BODY_BYTES = 10 * 1024 * 1024
+#: Largest request body any service accepts (25 MiB: room for a 20 MiB PDF attached to
+#: an item); each endpoint holds its own to less (shared.web.forms: ordinary forms 16 KiB).
+MAX_BODY_BYTES = 25 * 1024 * 1024
 
 #: Bodies smaller than this are sent uncompressed: gzip would save nothing worth the CPU.
 GZIP_MINIMUM_BYTES = 500
