@@ -31,7 +31,7 @@ def test_editor_composes_previews_and_sends_an_issue(site, worker, smtp):
         page.get_by_label("Passwort").fill("correct horse battery")
         page.get_by_role("button", name="Anmelden").click()
         page.wait_for_url("**/admin")
-        page.get_by_role("link", name="Ausgaben").click()
+        page.get_by_role("link", name="Ausgaben", exact=True).click()
         page.get_by_label("Betreff (freiwillig)").fill("Infobrief Winter 2026")
         page.get_by_role("button", name="Neue Ausgabe").click()
         page.wait_for_selector("text=Inhalte hinzufügen")

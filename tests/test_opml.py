@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from services.feeds import opml, partner_sources
 from services.feeds.partner_sources import ADDED, REFUSED, SKIPPED, SourceDefinition
-from services.feeds.sanitize import plain_text
 from services.feeds.store import Source
 from shared.database import utcnow
+from shared.sanitize import plain_text
 from shared.web.paths import path_for
 from tests.browser import WIDTHS, chromium, horizontal_overflow, page_as, wcag_violations
 from tests.conftest import csrf_of, login, run_kgi

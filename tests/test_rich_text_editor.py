@@ -12,6 +12,8 @@ import httpx
 from playwright.sync_api import Page
 
 from services.feeds import content, listing
+from services.newsletter import compose
+from shared.sanitize import rich_text
 from shared.web.paths import path_for
 from tests.browser import WIDTHS, chromium, horizontal_overflow, page_as, wcag_violations
 from tests.conftest import csrf_of, login
@@ -42,6 +44,22 @@ def editor_body(page: Page):
     return page.frame_locator("iframe.tox-edit-area__iframe").locator("body")
 
 
+def type_bold_line_then_link(page: Page, bold: str, link_text: str, url: str) -> None:
+    """In the focused editor: ``bold`` as a bold paragraph (with the toolbar), then a new
+    paragraph ``link_text`` linked to ``url`` (with Ctrl+K and the link dialog)."""
+    page.keyboard.type(bold)
+    page.keyboard.press("Control+A")
+    page.get_by_role("button", name=re.compile("^(Fett|Bold)$")).first.click()
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")
+    page.keyboard.type(link_text)
+    page.keyboard.press("Shift+Home")
+    page.keyboard.press("Control+K")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label(re.compile("^URL")).fill(url)
+    dialog.get_by_role("button", name=re.compile("^(Speichern|Save)$")).click()
+
+
 def saved_item(title: str):
     (item,) = [i for i in listing.editor_items() if i.title == title]
     return item
@@ -66,17 +84,9 @@ def test_an_editor_formats_links_and_adds_an_image_with_its_description(site: st
         open_editor(page, site)
         page.fill("#title", "Formatiert im Editor")
         editor_body(page).click()
-        page.keyboard.type("Ein fetter Satz.")
-        page.keyboard.press("Control+A")
-        page.get_by_role("button", name=re.compile("^(Fett|Bold)$")).click()
-        page.keyboard.press("End")
-        page.keyboard.press("Enter")
-        page.keyboard.type("Zum Netzwerk")
-        page.keyboard.press("Shift+Home")
-        page.keyboard.press("Control+K")
-        dialog = page.get_by_role("dialog")
-        dialog.get_by_label(re.compile("^URL")).fill("https://netzwerk.example.org/")
-        dialog.get_by_role("button", name=re.compile("^(Speichern|Save)$")).click()
+        type_bold_line_then_link(
+            page, "Ein fetter Satz.", "Zum Netzwerk", "https://netzwerk.example.org/"
+        )
         page.keyboard.press("End")
         page.keyboard.press("Enter")
         page.get_by_role("button", name=re.compile(r"Bild einfügen|Insert\/edit image")).click()
@@ -162,3 +172,42 @@ def test_without_the_editor_the_textarea_takes_html(site: str) -> None:
         page.get_by_role("button", name="Speichern").last.click()
         context.close()
     assert saved_item("Ohne Editor").body == "<p>Handgeschrieben <em>kursiv</em></p>"
+
+
+def test_an_issues_introduction_is_written_in_the_editor_and_previewed(site: str) -> None:
+    """The introduction of an issue gets the editor too (emphasis, links, lists: what a
+    mail can carry); the preview of the mail shows it, cleaned."""
+    issue = compose.create_issue("de", "rte-issue@example.org", "Ausgabe mit Editor")
+    admin = login(site, "rte-issue@example.org", "admin")
+    with chromium() as browser, page_as(browser, site, admin) as (page, violations):
+        page.goto(site + path_for("newsletter:admin_issue", id=issue.id))
+        page.wait_for_selector(".tox-tinymce")
+        intro = page.frame_locator("iframe.tox-edit-area__iframe").first.locator("body")
+        intro.click()
+        page.keyboard.press("Control+A")
+        type_bold_line_then_link(
+            page, "Liebe Kommunen,", "zum Programm", "https://programm.example.org/"
+        )
+        for name, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            assert wcag_violations(page) == [], name
+        page.locator("form", has=page.locator("#intro")).get_by_role(
+            "button", name="Speichern"
+        ).click()
+        page.wait_for_load_state()
+        assert violations == []
+    preview = admin.get(path_for("newsletter:admin_preview", id=issue.id, fmt="html")).text
+    assert re.search(r"<strong[^>]*>Liebe Kommunen,</strong>", preview)
+    assert re.search(
+        r'<a href="https://programm\.example\.org/"[^>]*>(<strong[^>]*>)?zum Programm', preview
+    )
+    text = admin.get(path_for("newsletter:admin_preview", id=issue.id, fmt="txt")).text
+    assert "Liebe Kommunen," in text and "<strong>" not in text
+
+
+def test_plain_texts_from_before_the_editor_stay_paragraphs() -> None:
+    assert rich_text("Hallo & willkommen\n\nZweiter Absatz\n") == (
+        "<p>Hallo &amp; willkommen</p>\n<p>Zweiter Absatz</p>"
+    )
+    cleaned = rich_text('<p onclick="x()">Hi <strong>du</strong><script>x()</script></p>')
+    assert cleaned == "<p>Hi <strong>du</strong></p>" == rich_text(cleaned)

@@ -22,7 +22,6 @@ from services.feeds import store
 from services.feeds.fetch import FetchError, fetch
 from services.feeds.item_fields import insert_with_slug, row_id, slugify
 from services.feeds.parse import Entry, ParseError, parse_feed, parse_page
-from services.feeds.sanitize import writable
 from services.feeds.store import (
     PAGE_SOURCE,
     PARTNER,
@@ -33,6 +32,7 @@ from services.feeds.store import (
 )
 from shared import tasks
 from shared.database import engine, read_connection, utcnow
+from shared.sanitize import writable
 
 logger = logging.getLogger("kgi.feeds.aggregate")
 

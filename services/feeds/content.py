@@ -24,7 +24,6 @@ from services.feeds.item_fields import (
     row_id,
     slugify,
 )
-from services.feeds.sanitize import writable
 from services.feeds.store import (
     DRAFT,
     NETWORK,
@@ -38,6 +37,7 @@ from services.feeds.store import (
 from shared import tasks
 from shared.database import engine, utcnow
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.sanitize import writable
 from shared.web.paths import path_for
 
 

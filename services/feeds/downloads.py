@@ -20,11 +20,11 @@ import sqlalchemy as sa
 
 from services.feeds import store
 from services.feeds.media import store_by_hash
-from services.feeds.sanitize import writable
 from services.feeds.store import PUBLISHED, Item, ItemFile, item_files
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.errors import Forbidden, Invalid, NotFound
+from shared.sanitize import writable
 
 #: Largest file accepted (20 MiB: a report with pictures).
 MAX_FILE_BYTES = 20 * 1024 * 1024

@@ -15,8 +15,8 @@ import html
 import re
 from dataclasses import replace
 
-from services.feeds.sanitize import clean_html, plain_text, safe_url, writable
 from services.feeds.store import Item
+from shared.sanitize import clean_html, plain_text, safe_url, writable
 
 #: What makes a reader that guesses (feedparser's rule, and stricter) take text as HTML:
 #: a tag bracket, or anything that reads as a character reference.

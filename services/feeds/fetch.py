@@ -19,10 +19,10 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
 
-from services.feeds.sanitize import writable
 from shared.config import get_settings
 from shared.database import utcnow
 from shared.ratelimit import concurrency_slot
+from shared.sanitize import writable
 from shared.web.paths import absolute_url_for
 
 #: Seconds to wait for a connection, and for each read from it.

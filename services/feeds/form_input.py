@@ -13,7 +13,7 @@ from typing import Any
 from starlette.datastructures import FormData, ImmutableMultiDict, UploadFile
 from starlette.requests import Request
 
-from services.feeds.sanitize import writable
+from shared.sanitize import writable
 from shared.web.forms import read_form, verify_csrf
 
 #: Largest item form: rich HTML body and an uploaded lead image (5 MiB) with room to spare.

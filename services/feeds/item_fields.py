@@ -1,6 +1,6 @@
 """Checking an item's fields: what an editor typed becomes safe column values.
 
-Every field is sanitised (:mod:`services.feeds.sanitize`) and checked for range; a
+Every field is sanitised (:mod:`shared.sanitize`) and checked for range; a
 field that cannot be used raises :class:`InvalidItem` naming it, so the form can show
 the message beside it.
 """
@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.feeds import media
-from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url, writable
 from services.feeds.store import KINDS, items
 from shared.errors import Invalid
 from shared.i18n import LANGUAGES
+from shared.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url, writable
 from shared.web.paths import MAX_ROW_ID
 
 #: Most tags on one item, and the longest tag.

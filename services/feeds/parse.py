@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 import feedparser
 from bs4 import BeautifulSoup
 
-from services.feeds.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url, writable
+from shared.sanitize import MAX_TITLE_LENGTH, clean_html, plain_text, safe_url, writable
 
 #: feedparser's "bozo" reasons that are no fault of the document itself.
 _HARMLESS = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)

@@ -18,11 +18,11 @@ from services.feeds import store
 from services.feeds.fetch import url_problem
 from services.feeds.item_fields import row_id
 from services.feeds.parse import check_selectors
-from services.feeds.sanitize import plain_text
 from services.feeds.store import FEED_SOURCE, PAGE_SOURCE, PUBLISHED, Source, items, sources
 from shared.database import engine, read_connection, utcnow
 from shared.errors import Conflict, Invalid, NotFound
 from shared.i18n import LANGUAGES
+from shared.sanitize import plain_text
 
 #: Default minutes between two fetches of a source, and the allowed range.
 DEFAULT_INTERVAL_MINUTES = 30

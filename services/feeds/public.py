@@ -16,13 +16,13 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from services.feeds import cache, downloads, listing, media, revisions, store
 from services.feeds.item_fields import EARLIEST_DATE, LATEST_DATE, MAX_TAG_LENGTH, row_id
 from services.feeds.listing import ItemFilter
-from services.feeds.sanitize import writable
 from services.feeds.store import KINDS
 from services.feeds.syndication import FeedQuery, item_url, render_calendar, render_feed
 from shared.config import get_settings
 from shared.database import read_connection, utcnow
 from shared.errors import Invalid, NotFound
 from shared.i18n import LANGUAGES, request_language
+from shared.sanitize import writable
 from shared.service import PageSection
 from shared.web.caching import conditional
 from shared.web.sessions import current_user

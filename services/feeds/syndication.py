@@ -38,12 +38,12 @@ from services.feeds.listing import (
     public_items,
     unchanged_until,
 )
-from services.feeds.sanitize import writable
 from services.feeds.store import CONFERENCE_REPORT, NEWS, Item, ItemFile, files_of
 from shared.config import get_settings
 from shared.database import read_connection, utcnow
 from shared.errors import NotFound
 from shared.i18n import translate
+from shared.sanitize import writable
 from shared.web.caching import Rendered
 from shared.web.paths import absolute_url_for
 

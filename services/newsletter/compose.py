@@ -14,6 +14,7 @@ from services.newsletter.store import DRAFT, OVERDUE, SCHEDULED, SENT, Issue, is
 from shared.database import engine, read_connection, utcnow
 from shared.errors import Conflict, Invalid, NotFound
 from shared.i18n import LANGUAGES, translate
+from shared.sanitize import rich_text
 
 #: States in which an issue can still be edited.
 EDITABLE = (DRAFT, SCHEDULED, OVERDUE)
@@ -83,8 +84,12 @@ def create_issue(
         "language": language,
         "subject": _text(subject, 200) or default_subject(language, now),
         "preheader": _text(preheader, 200),
-        "intro": _text(intro or translate("here is the latest from our network.", language), 5000),
-        "closing": _text(closing or translate("With best regards, the KGI team", language), 5000),
+        "intro": rich_text(
+            _text(intro or translate("here is the latest from our network.", language), 5000)
+        ),
+        "closing": rich_text(
+            _text(closing or translate("With best regards, the KGI team", language), 5000)
+        ),
         "state": DRAFT,
         "created_by": actor,
         "created_at": now,
@@ -115,8 +120,9 @@ def update_texts(issue_id: int, fields: dict[str, Any], actor: str) -> None:
     values = {
         "subject": _text(fields.get("subject"), 200),
         "preheader": _text(fields.get("preheader"), 200),
-        "intro": _text(fields.get("intro"), 5000),
-        "closing": _text(fields.get("closing"), 5000),
+        # Rich text from the editor, cleaned by the allowlist every item body passes.
+        "intro": rich_text(_text(fields.get("intro"), 5000)),
+        "closing": rich_text(_text(fields.get("closing"), 5000)),
     }
     if not values["subject"]:
         raise ComposeError("Please enter a subject.")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from markupsafe import Markup
 from premailer import Premailer
 
 from services.newsletter import store
@@ -31,6 +32,7 @@ from shared.mail import signing
 from shared.mail.message import ISSUE, SUMMARY, PreparedMessage, html_to_text, wrap_text
 from shared.mail.outbox import COMMITTED, DELIVERED, FAILED, SKIPPED
 from shared.mail.transport import PermanentMailError, SMTPTransport, TemporaryMailError
+from shared.sanitize import rich_text
 from shared.web.paths import absolute_url_for
 from shared.web.templates import render_text
 
@@ -82,6 +84,9 @@ def render_issue(issue: Issue, contents: list[dict[str, Any]]) -> RenderedIssue:
         "mail/newsletter/issue.html",
         issue.language,
         issue=issue,
+        # Rich text: what the editor saved (cleaned again), or paragraphs of plain text.
+        intro=Markup(rich_text(issue.intro)),
+        closing=Markup(rich_text(issue.closing)),
         sections=sections(contents),
         name_placeholder=NAME,
         unsubscribe_url=UNSUBSCRIBE_URL,

@@ -1,19 +1,21 @@
 // The rich-text editor (TinyMCE, served by this site from node_modules) on every
-// <textarea data-rich-text>. Without JavaScript, or when the editor is not installed,
-// the textarea stays as it is and takes HTML. Whatever the editor sends is cleaned on
-// the server by the same allowlist as every item body (services/feeds/sanitize.py).
+// <textarea data-rich-text>: "full" for item bodies (headings, images), "basic" for an
+// issue's introduction and closing (a mail: emphasis, links, lists). Without JavaScript,
+// or when the editor is not installed, the textarea stays as it is and takes HTML.
+// Whatever the editor sends is cleaned on the server by the same allowlist as every item
+// body (shared/sanitize.py).
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
   const areas = document.querySelectorAll("textarea[data-rich-text]");
-  if (!areas.length || !window.tinymce) return;
-  const config = document.getElementById("rich-text-config").dataset;
-  const csrfToken = config.csrfToken;
+  const settings = document.getElementById("rich-text-config");
+  if (!areas.length || !settings || !window.tinymce) return;
+  const config = settings.dataset;
 
   // Images go to the site's own upload endpoint, with the form's CSRF token.
-  const uploadImage = (blobInfo, progress) => new Promise((resolve, reject) => {
+  const uploadImage = (blobInfo) => new Promise((resolve, reject) => {
     const form = new FormData();
-    form.append("csrf_token", csrfToken);
+    form.append("csrf_token", config.csrfToken);
     form.append("file", blobInfo.blob(), blobInfo.filename());
     fetch(config.uploadUrl, { method: "POST", body: form, credentials: "same-origin",
                               headers: { Accept: "application/json" } })
@@ -24,8 +26,7 @@ document.addEventListener("DOMContentLoaded", () => {
       .catch((error) => reject({ message: String(error), remove: true }));
   });
 
-  window.tinymce.init({
-    selector: "textarea[data-rich-text]",
+  const common = {
     license_key: "gpl",
     base_url: config.baseUrl.replace(/\/$/, ""),
     suffix: ".min",
@@ -34,28 +35,11 @@ document.addEventListener("DOMContentLoaded", () => {
     promotion: false,
     branding: false,
     menubar: false,
-    height: 420,
-    // The editing area's name for screen readers: on its body, and as the frame's title,
-    // which TinyMCE sets in Firefox only (axe-core asks every frame for a name).
-    iframe_aria_text: config.areaName,
-    iframe_attrs: { title: config.areaName },
-    plugins: "lists link image autolink",
-    toolbar: "blocks | bold italic | link image | bullist numlist blockquote | undo redo",
-    // The headings an item body may use (its title is the page's h1).
-    block_formats: "Paragraph=p; Heading 2=h2; Heading 3=h3; Heading 4=h4",
-    // Links and images keep the addresses as given (our media paths stay site paths).
+    // Links keep the addresses as given (our media paths stay site paths).
     convert_urls: false,
     relative_urls: false,
     link_default_protocol: "https",
     link_assume_external_targets: "https",
-    // Images: chosen from what was uploaded, or uploaded here; always with alt text.
-    image_list: config.imageListUrl,
-    image_description: true,
-    a11y_advanced_options: true,
-    image_dimensions: false,
-    automatic_uploads: true,
-    images_upload_handler: uploadImage,
-    images_file_types: "png,jpg,jpeg,gif,webp",
     // Pasted Word or LibreOffice text keeps its structure, not its styling.
     paste_data_images: false,
     paste_remove_styles_if_webkit: true,
@@ -63,5 +47,41 @@ document.addEventListener("DOMContentLoaded", () => {
     invalid_styles: "*",
     // The editor's own document: no styles from outside, readable like the site.
     content_style: "body { font: 1rem/1.5 system-ui, sans-serif; margin: 1rem; } img { max-width: 100%; height: auto; }",
+  };
+  const modes = {
+    full: {
+      height: 420,
+      plugins: "lists link image autolink",
+      toolbar: "blocks | bold italic | link image | bullist numlist blockquote | undo redo",
+      // The headings an item body may use (its title is the page's h1).
+      block_formats: "Paragraph=p; Heading 2=h2; Heading 3=h3; Heading 4=h4",
+      // Images: chosen from what was uploaded, or uploaded here; always described.
+      image_list: config.imageListUrl,
+      image_description: true,
+      a11y_advanced_options: true,
+      image_dimensions: false,
+      automatic_uploads: true,
+      images_upload_handler: uploadImage,
+      images_file_types: "png,jpg,jpeg,gif,webp",
+    },
+    basic: {
+      height: 220,
+      plugins: "lists link autolink",
+      toolbar: "bold italic | link | bullist numlist | undo redo",
+    },
+  };
+
+  areas.forEach((area) => {
+    const label = document.querySelector(`label[for="${area.id}"]`);
+    // The editing area's name for screen readers: on its body, and as the frame's title,
+    // which TinyMCE sets in Firefox only (axe-core asks every frame for a name).
+    const name = `${label ? label.textContent.trim() : ""} – ${config.areaName}`;
+    window.tinymce.init({
+      ...common,
+      ...(modes[area.dataset.richText] || modes.full),
+      target: area,
+      iframe_aria_text: name,
+      iframe_attrs: { title: name },
+    });
   });
 });
