@@ -129,7 +129,7 @@ def test_published_items_files_are_for_admins_and_drafts_files_for_staff(site: s
     # The draft's file has the same content: it stays stored for the draft.
     assert downloads.stored_path(file).exists()
     with read_connection("feeds") as conn:
-        assert store.files_of(conn, [draft.id])[draft.id] == [file]
+        assert downloads.files_on(conn, [draft.id])[draft.id] == [file]
 
 
 @given(st.text(max_size=300))

@@ -331,3 +331,17 @@ def test_every_process_kind_sets_up_the_same_broker() -> None:
         "purge_expired_signups",
     } <= broker.get_declared_actors()
     assert all(broker.get_actor(name).broker is broker for name in broker.get_declared_actors())
+
+
+#: The most lines a module of the project may have: past this, it holds more than one
+#: job and wants splitting (ARCHITECTURE.md, where to add a thing).
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_of_the_project_is_over_the_size_of_one_job() -> None:
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n >= MAX_MODULE_LINES} == {}

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from services.feeds import store
 from services.feeds.media import store_by_hash
-from services.feeds.store import PUBLISHED, Item, ItemFile, item_files
+from services.feeds.store import PUBLISHED, Item, item_files
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
 from shared.errors import Forbidden, Invalid, NotFound
@@ -44,6 +47,34 @@ MAX_NAME_LENGTH = 200
 
 class InvalidFile(Invalid, ValueError):
     """The upload is not a file we attach; the message says why."""
+
+
+@dataclass(frozen=True)
+class ItemFile:
+    """A file attached to an item, as the item page and the feeds list it."""
+
+    id: int
+    item_id: int
+    name: str
+    stored_name: str
+    media_type: str
+    size: int
+    created_at: datetime
+
+
+def files_on(conn: Connection, item_ids: list[int]) -> dict[int, list[ItemFile]]:
+    """The files of each of ``item_ids``, in the order they were attached."""
+    found: dict[int, list[ItemFile]] = {item_id: [] for item_id in item_ids}
+    if not item_ids:
+        return found
+    rows = conn.execute(
+        sa.select(item_files)
+        .where(item_files.c.item_id.in_(item_ids))
+        .order_by(item_files.c.item_id, item_files.c.id)
+    )
+    for row in rows:
+        found[row.item_id].append(ItemFile(**row._mapping))
+    return found
 
 
 def files_dir() -> Path:
@@ -129,7 +160,7 @@ def remove(item: Item, role: str, file_id: int) -> None:
 def files_of(item_ids: list[int]) -> dict[int, list[ItemFile]]:
     """The files of each item, in the order they were attached."""
     with read_connection("feeds") as conn:
-        return store.files_of(conn, item_ids)
+        return files_on(conn, item_ids)
 
 
 def get_file(file_id: int) -> tuple[ItemFile, Item]:

@@ -181,34 +181,6 @@ item_files = sa.Table(
 
 
 @dataclass(frozen=True)
-class ItemFile:
-    """A file attached to an item, as the item page and the feeds list it."""
-
-    id: int
-    item_id: int
-    name: str
-    stored_name: str
-    media_type: str
-    size: int
-    created_at: datetime
-
-
-def files_of(conn: Connection, item_ids: list[int]) -> dict[int, list[ItemFile]]:
-    """The files of each of ``item_ids``, in the order they were attached."""
-    found: dict[int, list[ItemFile]] = {item_id: [] for item_id in item_ids}
-    if not item_ids:
-        return found
-    rows = conn.execute(
-        sa.select(item_files)
-        .where(item_files.c.item_id.in_(item_ids))
-        .order_by(item_files.c.item_id, item_files.c.id)
-    )
-    for row in rows:
-        found[row.item_id].append(ItemFile(**row._mapping))
-    return found
-
-
-@dataclass(frozen=True)
 class Item:
     id: int
     kind: str

@@ -24,6 +24,7 @@ import icalendar
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from services.feeds.downloads import ItemFile, files_of
 from services.feeds.feed_text import (
     as_html,
     body_text,
@@ -38,9 +39,9 @@ from services.feeds.listing import (
     public_items,
     unchanged_until,
 )
-from services.feeds.store import CONFERENCE_REPORT, NEWS, Item, ItemFile, files_of
+from services.feeds.store import CONFERENCE_REPORT, NEWS, Item
 from shared.config import get_settings
-from shared.database import read_connection, utcnow
+from shared.database import utcnow
 from shared.errors import NotFound
 from shared.i18n import translate
 from shared.sanitize import writable
@@ -153,8 +154,7 @@ def render_feed(fmt: str, query: FeedQuery) -> Rendered:
     items = [printable(item) for item in found]
     has_next = offset + len(items) < total
     modified = last_modified(items)
-    with read_connection("feeds") as conn:
-        files = files_of(conn, [item.id for item in items])
+    files = files_of([item.id for item in items])
     if fmt == "json":
         body = _json_feed(query, items, has_next, files)
     else:
