@@ -97,5 +97,8 @@ def test_a_taken_mail_catcher_port_moves_and_mail_still_arrives() -> None:
             os.killpg(process.pid, signal.SIGINT)
             stdout, stderr = process.communicate(timeout=60)
     assert f"Port {catcher_port} is taken by another program" in stdout
+    # It says what it started.
+    assert "Started: web site (1 process), worker (1 process, 8 threads), scheduler" in stdout
+    assert "private Redis, mail catcher" in stdout
     assert "alembic" not in stderr  # no INFO lines from the migrations' library
     assert "Traceback" not in stderr
