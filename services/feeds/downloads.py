@@ -116,7 +116,6 @@ def attach(item: Item, role: str, filename: str, data: bytes) -> ItemFile:
     if checked is None:
         raise InvalidFile("Please attach a PDF file.", "file")
     extension, media_type = checked
-    stored_name = store_by_hash(files_dir(), data, extension)
     now = utcnow()
     with engine("feeds").begin() as conn:
         count = conn.execute(
@@ -124,6 +123,8 @@ def attach(item: Item, role: str, filename: str, data: bytes) -> ItemFile:
         ).scalar_one()
         if count >= MAX_FILES_PER_ITEM:
             raise InvalidFile(f"An item carries at most {MAX_FILES_PER_ITEM} files.", "file")
+        # Stored only once it is known to be taken: a refused file leaves nothing behind.
+        stored_name = store_by_hash(files_dir(), data, extension)
         values = {
             "item_id": item.id,
             "name": clean_name(filename, extension),

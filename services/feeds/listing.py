@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -82,6 +83,16 @@ class ItemFilter:
         return condition
 
 
+def _with_source_name(condition: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Items meeting ``condition`` with the name of their partner source, if any (what
+    :func:`services.feeds.store.item_from_row` reads)."""
+    return (
+        sa.select(items, store.sources.c.name.label("source_name"))
+        .select_from(items.outerjoin(store.sources, items.c.source_id == store.sources.c.id))
+        .where(condition)
+    )
+
+
 def public_items(selection: ItemFilter, limit: int, offset: int = 0) -> tuple[list[Item], int]:
     """Visible items, newest first, with the total count."""
     now = utcnow()
@@ -91,9 +102,7 @@ def public_items(selection: ItemFilter, limit: int, offset: int = 0) -> tuple[li
             sa.select(sa.func.count()).select_from(items).where(condition)
         ).scalar_one()
         rows = conn.execute(
-            sa.select(items, store.sources.c.name.label("source_name"))
-            .select_from(items.outerjoin(store.sources, items.c.source_id == store.sources.c.id))
-            .where(condition)
+            _with_source_name(condition)
             .order_by(items.c.published_at.desc(), items.c.id.desc())
             .limit(limit)
             .offset(offset)
@@ -111,11 +120,7 @@ def upcoming_events(today: date, limit: int) -> list[Item]:
     )
     with read_connection("feeds") as conn:
         rows = conn.execute(
-            sa.select(items, store.sources.c.name.label("source_name"))
-            .select_from(items.outerjoin(store.sources, items.c.source_id == store.sources.c.id))
-            .where(condition)
-            .order_by(items.c.event_start, items.c.id)
-            .limit(limit)
+            _with_source_name(condition).order_by(items.c.event_start, items.c.id).limit(limit)
         )
         return [store.item_from_row(row) for row in rows]
 

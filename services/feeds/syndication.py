@@ -14,7 +14,6 @@ item but moves the date forward).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -45,7 +44,7 @@ from shared.database import utcnow
 from shared.errors import NotFound
 from shared.i18n import translate
 from shared.sanitize import writable
-from shared.web.caching import Rendered
+from shared.web.caching import Rendered, weak_etag
 from shared.web.paths import absolute_url_for
 
 #: Items per feed page; older items are reached through the ``next`` link.
@@ -137,11 +136,6 @@ def last_modified(items: list[Item]) -> datetime:
     if changed is not None:
         candidates.append(changed)
     return max(candidates, default=EPOCH).replace(microsecond=0)
-
-
-def weak_etag(body: bytes) -> str:
-    """A weak entity tag of ``body``: equal content, equal tag, whatever the encoding."""
-    return 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def render_feed(fmt: str, query: FeedQuery) -> Rendered:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from services.newsletter.store import SENT, issues
 from shared.database import read_connection
 from shared.i18n import LANGUAGES, request_language
 from shared.service import PageSection
-from shared.web.caching import Rendered, RenderingCache
+from shared.web.caching import Rendered, RenderingCache, weak_etag
 from shared.web.paths import absolute_url_for
 from shared.web.templates import render_text
 
@@ -49,19 +48,20 @@ def _archive_version() -> tuple[int, object]:
 RENDERINGS = RenderingCache(_archive_version)
 
 
-def sent_issues(language: str | None = None) -> list[store.Issue]:
-    """Sent issues, newest first; only those in ``language`` when it is one of ours."""
+def sent_issues(language: str | None = None, limit: int | None = None) -> list[store.Issue]:
+    """Sent issues, newest first (the newest ``limit`` only, when given); only those in
+    ``language`` when it is one of ours."""
     condition = issues.c.state == SENT
     if language in LANGUAGES:
         condition = sa.and_(condition, issues.c.language == language)
+    query = sa.select(issues).where(condition).order_by(issues.c.started_at.desc()).limit(limit)
     with read_connection("newsletter") as conn:
-        rows = conn.execute(sa.select(issues).where(condition).order_by(issues.c.started_at.desc()))
-        return [store.Issue(**row._mapping) for row in rows]
+        return [store.Issue(**row._mapping) for row in conn.execute(query)]
 
 
 def build_feed(fmt: str) -> Rendered:
     """The archive feed in ``fmt`` (a key of FEED_MEDIA_TYPES)."""
-    sent = sent_issues()[:FEED_LENGTH]
+    sent = sent_issues(limit=FEED_LENGTH)
     updated = max((i.finished_at or i.updated_at for i in sent), default=EMPTY_ARCHIVE_UPDATED)
     feed = FeedGenerator()
     feed.id(absolute_url_for("newsletter:archive"))
@@ -86,15 +86,13 @@ def build_feed(fmt: str) -> Rendered:
         entry.updated(issue.finished_at or issue.updated_at)
         entry.summary(issue.preheader or issue.subject)
     body = feed.rss_str(pretty=True) if fmt == "rss" else feed.atom_str(pretty=True)
-    # Weak: the same feed is served gzipped or not, which a strong tag would distinguish.
-    etag = f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
-    return Rendered(body, f"{FEED_MEDIA_TYPES[fmt]}; charset=utf-8", etag, updated)
+    return Rendered(body, f"{FEED_MEDIA_TYPES[fmt]}; charset=utf-8", weak_etag(body), updated)
 
 
 def home_sections(request: Request) -> list[PageSection]:
     """The home page's latest issue: the newest sent, in the visitor's language when
     there is one, else in any."""
     language = request_language(request)
-    issue = next(iter(sent_issues(language) or sent_issues()), None)
+    issue = next(iter(sent_issues(language, limit=1) or sent_issues(limit=1)), None)
     html = render_text("newsletter/_home_latest.html", language, issue=issue)
     return [PageSection(40, html, head=render_text("newsletter/_feedlinks.html", language))]

@@ -23,6 +23,7 @@ inline script (:class:`shared.web.templates.PerVisitor`), and such a page is nev
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -40,6 +41,12 @@ from shared.database import utcnow
 from shared.i18n import request_language
 from shared.web.sessions import current_user
 from shared.web.templates import is_personal
+
+
+def weak_etag(body: bytes) -> str:
+    """A weak entity tag of ``body``: equal content, equal tag, whatever the encoding
+    (responses are gzip-compressed, which a strong tag would have to distinguish)."""
+    return 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def _opaque(tag: str) -> str:
