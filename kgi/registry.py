@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from dramatiq.brokers.redis import RedisBroker
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount
@@ -33,6 +34,7 @@ PORTAL = Service(name="portal", prefix="", routes="kgi.portal:routes", templates
 #: Users, roles and sessions of editors and administrators: a database, no pages.
 ACCOUNTS = Service(
     name="accounts",
+    tables="shared.accounts.store:metadata",
     migrations=Path(__file__).resolve().parents[1] / "shared" / "accounts" / "migrations",
 )
 
@@ -76,6 +78,15 @@ def servable() -> list[str]:
 def database_owners() -> list[str]:
     """Names of the parts that own a database."""
     return [p.name for p in parts() if p.migrations is not None]
+
+
+def declared_tables(owner: str) -> sa.MetaData:
+    """The tables ``owner`` declares (its descriptor's ``tables``)."""
+    reference = part(owner).tables
+    if reference is None:
+        raise ValueError(f"{owner} declares no tables")
+    metadata: sa.MetaData = load(reference)
+    return metadata
 
 
 def migrate(owner: str) -> None:

@@ -24,6 +24,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: ``accounts``); unset, it is ``<KGI_DATA_DIR>/<owner>.db`` (SQLite).
 DATABASE_URL_VARIABLE = re.compile(r"KGI_([A-Z0-9]+)_DATABASE_URL")
 
+#: The members' map's tiles: OpenStreetMap's own server, whose usage policy allows a
+#: site's occasional visitors (a busier site sets its own provider), and the
+#: attribution the OpenStreetMap licence (ODbL) asks for (HTML: the operator's setting,
+#: shown by Leaflet as it is).
+DEFAULT_MAP_TILES_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+DEFAULT_MAP_ATTRIBUTION = (
+    '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
+
 #: Default lifetime of a confirmation link and of an unconfirmed sign-up (72 hours):
 #: long enough for a weekend, short enough that stale sign-ups do not pile up.
 DEFAULT_PENDING_TTL_SECONDS = 72 * 3600
@@ -129,6 +138,10 @@ class Settings:
     #: Where the front-end packages the site serves itself lie (the rich-text editor):
     #: ``node_modules`` of the project, filled by scripts/install-editor.sh.
     front_end_dir: Path = PROJECT_ROOT / "node_modules"
+    #: The members' map: the tile server's URL template (``{z}/{x}/{y}``, Leaflet's
+    #: ``{s}`` too) and the attribution its licence asks for, shown on the map.
+    map_tiles_url: str = DEFAULT_MAP_TILES_URL
+    map_attribution: str = DEFAULT_MAP_ATTRIBUTION
 
     @property
     def production(self) -> bool:
@@ -223,6 +236,15 @@ def _mail_domain(mail_from: str) -> str:
     return mail_from.rpartition("@")[2].strip(">").strip() or "localhost"
 
 
+def _map_tiles_url() -> str:
+    url = os.environ.get("KGI_MAP_TILES_URL", "").strip() or DEFAULT_MAP_TILES_URL
+    if urlsplit(url).scheme not in ("http", "https") or "{z}" not in url:
+        raise ConfigurationError(
+            f"KGI_MAP_TILES_URL must be an http(s) URL template with {{z}}/{{x}}/{{y}}, not {url!r}"
+        )
+    return url
+
+
 def load_settings() -> Settings:
     """Read every ``KGI_*`` variable; see the README for the list and defaults."""
     env = os.environ.get("KGI_ENV", "development")
@@ -292,6 +314,9 @@ def load_settings() -> Settings:
         dkim_selector=os.environ.get("KGI_DKIM_SELECTOR") or None,
         dkim_domain=os.environ.get("KGI_DKIM_DOMAIN") or None,
         trusted_proxy=_trusted_proxy(),
+        map_tiles_url=_map_tiles_url(),
+        map_attribution=os.environ.get("KGI_MAP_ATTRIBUTION", "").strip()
+        or DEFAULT_MAP_ATTRIBUTION,
         front_end_dir=Path(
             os.environ.get("KGI_FRONT_END_DIR", PROJECT_ROOT / "node_modules")
         ).resolve(),

@@ -50,6 +50,9 @@ class Service:
     actors: str | None = None
     #: The folder of its Alembic migrations; ``None`` when it owns no database.
     migrations: Path | None = None
+    #: ``"module:attribute"`` of the SQLAlchemy ``MetaData`` declaring its tables: the
+    #: schema its migrations must produce (tests compare the two, and empty the tables).
+    tables: str | None = None
     #: Names of actors the scheduler enqueues on every tick.
     periodic: tuple[str, ...] = ()
     #: Its folder under ``templates/`` (pages and mails of this service).

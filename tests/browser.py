@@ -72,14 +72,18 @@ def horizontal_overflow(page: Page) -> int:
 
 
 @contextmanager
-def page_as(browser: Browser, site: str, client: Any) -> Iterator[tuple[Page, list[str]]]:
+def page_as(
+    browser: Browser, site: str, client: Any | None, **options: Any
+) -> Iterator[tuple[Page, list[str]]]:
     """A page whose browser carries the session cookie of ``client`` (an httpx client
-    that logged in), and the list Chromium's Content Security Policy complaints on it go
-    to."""
-    context = browser.new_context()
-    context.add_cookies(
-        [{"name": "kgi_session", "value": client.cookies["kgi_session"], "url": site}]
-    )
+    that logged in; None for an anonymous reader), and the list Chromium's Content
+    Security Policy complaints on it go to. ``options`` go to the browser context
+    (``java_script_enabled=False``)."""
+    context = browser.new_context(**options)
+    if client is not None:
+        context.add_cookies(
+            [{"name": "kgi_session", "value": client.cookies["kgi_session"], "url": site}]
+        )
     page = context.new_page()
     violations: list[str] = []
     page.on(

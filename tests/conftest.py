@@ -26,6 +26,7 @@ import pytest
 from tests import event_loop_guard
 from tests.postgres_server import PostgresServer
 from tests.smtp_server import RecordingSMTPServer
+from tests.tile_server import TileServer
 
 
 def free_port() -> int:
@@ -45,6 +46,8 @@ class Environment:
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.server: Any = None
         self.postgres: PostgresServer | None = None
+        #: The members' map's tiles come from here (KGI_MAP_TILES_URL).
+        self.tiles = TileServer()
 
 
 ENV = Environment()
@@ -65,8 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     ENV.redis = RedisServer(ENV.root / "redis", port=free_port()).start()
     ENV.smtp.start()
+    ENV.tiles.start()
     os.environ.update(
         {
+            "KGI_MAP_TILES_URL": ENV.tiles.url_template,
             "KGI_DATA_DIR": str(ENV.root / "data"),
             "KGI_REDIS_URL": ENV.redis.url,
             "KGI_SMTP_URL": f"smtp://127.0.0.1:{ENV.smtp.port}",
@@ -103,6 +108,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if ENV.server is not None:
         ENV.server.should_exit = True
     ENV.smtp.stop()
+    ENV.tiles.stop()
     if ENV.redis is not None:
         ENV.redis.stop()
     if ENV.postgres is not None:
@@ -133,33 +139,18 @@ def site() -> str:
 @pytest.fixture(autouse=True)
 def clean_state() -> Iterator[None]:
     """Every test starts with empty tables, no rate-limit counters and no captured mail."""
-    import sqlalchemy as sa
-
-    from services.subscribers import store
-    from shared.accounts.store import sessions, users
+    from kgi import registry
+    from services.feeds import cache as feed_cache
     from shared.database import engine
     from shared.redis_client import get_redis
 
     ENV.smtp.reset()
     get_redis().flushdb()
-    with engine("subscribers").begin() as conn:
-        for table in reversed(store.metadata.sorted_tables):
-            conn.execute(table.delete())
-    with engine("accounts").begin() as conn:
-        conn.execute(sa.delete(sessions))
-        conn.execute(sa.delete(users))
-    from services.feeds import cache as feed_cache
-    from services.feeds import store as feed_store
-
-    with engine("feeds").begin() as conn:
-        for table in reversed(feed_store.metadata.sorted_tables):
-            conn.execute(table.delete())
+    for owner in registry.database_owners():
+        with engine(owner).begin() as conn:
+            for table in reversed(registry.declared_tables(owner).sorted_tables):
+                conn.execute(table.delete())
     feed_cache.RENDERINGS.clear()
-    from services.newsletter import store as newsletter_store
-
-    with engine("newsletter").begin() as conn:
-        for table in reversed(newsletter_store.metadata.sorted_tables):
-            conn.execute(table.delete())
     event_loop_guard.take()
     yield
     blocked = event_loop_guard.take()

@@ -12,6 +12,7 @@ import pytest
 
 from services.subscribers import store, transfer
 from shared.database import engine
+from shared.spreadsheets import decode_csv
 from tests.conftest import csrf_of, login, run_kgi
 from tests.test_signup_flow import subscriber
 
@@ -23,7 +24,7 @@ def outcomes(report: transfer.ImportReport) -> dict[int, tuple[str, str]]:
 
 
 def test_fixture_import_handles_every_case():
-    report = transfer.import_csv(transfer.decode_csv(FIXTURE.read_bytes()), "import.csv")
+    report = transfer.import_csv(decode_csv(FIXTURE.read_bytes()), "import.csv")
     result = outcomes(report)
     assert result[2][0] == "added"  # anna
     assert result[3][0] == "added"  # mixed case
@@ -55,7 +56,7 @@ def test_fixture_import_handles_every_case():
     )
 
     # Importing the same file again adds no one.
-    again = transfer.import_csv(transfer.decode_csv(FIXTURE.read_bytes()), "import.csv")
+    again = transfer.import_csv(decode_csv(FIXTURE.read_bytes()), "import.csv")
     assert again.summary["added"] == 0
     with engine("subscribers").connect() as conn:
         assert store.counts_by_status(conn)["confirmed"] == 5
@@ -106,7 +107,7 @@ def test_admin_needs_login_and_shows_counts_search_history(site):
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=")
     assert httpx.get(f"{site}/admin", follow_redirects=False).status_code == 303
 
-    transfer.import_csv(transfer.decode_csv(FIXTURE.read_bytes()), "import.csv")
+    transfer.import_csv(decode_csv(FIXTURE.read_bytes()), "import.csv")
     client = login(site)
     listing = client.get("/subscribers/admin/")
     assert 'data-count="confirmed">5<' in listing.text

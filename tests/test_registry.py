@@ -83,15 +83,21 @@ def fourth_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 def test_the_house_as_the_registry_reads_it() -> None:
     names = [part.name for part in registry.parts()]
-    assert names == ["accounts", "feeds", "newsletter", "subscribers", "portal"]
-    assert registry.database_owners() == ["accounts", "feeds", "newsletter", "subscribers"]
+    assert names == ["accounts", "feeds", "members", "newsletter", "subscribers", "portal"]
+    assert registry.database_owners() == [
+        "accounts",
+        "feeds",
+        "members",
+        "newsletter",
+        "subscribers",
+    ]
     assert set(registry.periodic_jobs()) == {
         "fetch_due_sources",
         "supervise_dispatch",
         "sweep_outbox",
         "purge_expired_signups",
     }
-    assert registry.servable() == ["feeds", "newsletter", "subscribers", "portal"]
+    assert registry.servable() == ["feeds", "members", "newsletter", "subscribers", "portal"]
     for part in registry.parts():
         if part.templates is not None:  # each part's pages and mails live where it says
             assert (TEMPLATE_DIR / part.templates).is_dir(), part.name

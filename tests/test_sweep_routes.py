@@ -36,6 +36,8 @@ from starlette.convertors import Convertor
 from starlette.routing import BaseRoute, Mount, Route, compile_path
 
 from services.feeds.demo import load_demo
+from services.members import store as members_store
+from services.members.fields import parse_member
 from services.newsletter import compose, render, store
 from services.subscribers import optin, transfer
 from services.subscribers.store import Context, find_by_key
@@ -173,14 +175,27 @@ CRAWL_PAGES = 40
 SEED = int(os.environ.get("KGI_SWEEP_SEED", "20261202"))
 
 #: The areas swept, one test each: (name, path prefix).
-AREAS = {"subscribers": "/subscribers", "newsletter": "/newsletter", "feeds": "/news", "portal": ""}
+AREAS = {
+    "subscribers": "/subscribers",
+    "newsletter": "/newsletter",
+    "feeds": "/news",
+    "members": "/members",
+    "portal": "",
+}
 
 #: Whose code answers in each area: a failing area names who fixes it.
 OWNERS = {
     "subscribers": "services/subscribers",
     "newsletter": "services/newsletter",
     "feeds": "services/feeds",
+    "members": "services/members",
     "portal": "kgi/portal.py",
+}
+
+#: Where each area takes CSV files: each is sent every hostile file.
+CSV_IMPORTS = {
+    "subscribers": "/subscribers/admin/import",
+    "members": "/members/admin/members.csv",
 }
 
 #: Attack classes, in the order of the report.
@@ -415,6 +430,11 @@ def prepare_state(with_issues: bool) -> State:
         confirmed = find_by_key(conn, "sweep0@example.org")
     assert pending is not None and confirmed is not None
     unsubscribe_url, preferences_url = optin.manage_urls(confirmed)
+    member = members_store.save(
+        parse_member(
+            {"name": "Sweepstadt", "federal_state": "BY", "latitude": "48.1", "longitude": "11.5"}
+        )
+    )
     seeds = [
         "/",
         "/login",
@@ -433,6 +453,10 @@ def prepare_state(with_issues: bool) -> State:
         "/news/admin/sources",
         "/newsletter/admin/",
         "/newsletter/archive/",
+        "/members/",
+        "/members/admin/",
+        "/members/admin/new",
+        f"/members/admin/{member}",
     ]
     if with_issues:
         seeds += issue_seeds()
@@ -773,14 +797,44 @@ def hostile_csv_files() -> list[bytes]:
     ]
 
 
-def attack_csv(sweep: Sweep) -> None:
-    for data in hostile_csv_files():
+def hostile_member_files() -> list[bytes]:
+    """Member lists as office staff and attackers make them (semicolons, decimal commas,
+    numbers no float holds, formulas, Windows-1252)."""
+    header = "name;bundesland;breitengrad;längengrad;kontakt;e-mail;webseite\n".encode()
+    rows = [
+        "Köln;NW;50,94;6,96;;;",
+        "NaN;BY;nan;nan;;;",
+        "Inf;BY;inf;-inf;;;",
+        "Huge;BY;1e999;1e-999;;;",
+        "Swapped;BY;11,5;48,1;;;",
+        ";BY;48;11;;;",
+        '=HYPERLINK("http://evil");BY;48;11;=1+1;a@b;javascript:alert(1)',
+        "Köln;NW;50,94;6,96;;;",
+        "Neustadt;DE-XX;48;11;;;",
+        "Weit;Bayern;48," + "1" * 5000 + ";11;;;",
+    ]
+    text = header + "\n".join(rows).encode()
+    return [
+        text,
+        text.decode().encode("cp1252", errors="replace"),
+        b"\xef\xbb\xbf" + text,
+        header + b"".join(b"Ort %d;BY;48;11;;;\n" % n for n in range(6000)),
+        b"name,federal_state\nOnly,BY\n",
+    ]
+
+
+#: Where each area takes CSV files, and the files for it (besides the common ones).
+CSV_FILES = {"subscribers": list, "members": hostile_member_files}
+
+
+def attack_csv(sweep: Sweep, target: str) -> None:
+    for data in hostile_csv_files() + CSV_FILES[sweep.area]():
         for name in ("import.csv", "ä\x00.csv", "../../etc/passwd"):
             sweep.send(
                 "CSV",
                 "admin",
                 "POST",
-                "/subscribers/admin/import",
+                target,
                 data=csrf_fields_plain(sweep, "admin"),
                 files={"file": (name, data, "text/csv")},
             )
@@ -842,8 +896,8 @@ def run_area(area: str, site: str, caplog: pytest.LogCaptureFixture) -> Sweep:
     attack_forms(sweep, forms)
     attack_json(sweep, routes)
     attack_headers(sweep, routes, known)
-    if area == "subscribers":
-        attack_csv(sweep)
+    if area in CSV_IMPORTS:
+        attack_csv(sweep, CSV_IMPORTS[area])
     sweep.send("headers", "anonymous", "GET", "/")  # collects log records of the last case
     CASES[area]["seconds"] = round(time.monotonic() - started)
     return sweep

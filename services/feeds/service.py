@@ -10,6 +10,7 @@ SERVICE = Service(
     routes="services.feeds.app:routes",
     actors="services.feeds.actors",
     migrations=Path(__file__).parent / "migrations",
+    tables="services.feeds.store:metadata",
     # Partner sources whose next fetch is due are fetched.
     periodic=("fetch_due_sources",),
     templates="feeds",

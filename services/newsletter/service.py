@@ -10,6 +10,7 @@ SERVICE = Service(
     routes="services.newsletter.app:routes",
     actors="services.newsletter.actors",
     migrations=Path(__file__).parent / "migrations",
+    tables="services.newsletter.store:metadata",
     # Scheduled issues start; issues being sent keep their senders.
     periodic=("supervise_dispatch",),
     templates="newsletter",

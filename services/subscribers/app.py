@@ -28,6 +28,7 @@ from shared.addresses import InvalidInput
 from shared.database import read_connection
 from shared.errors import Gone, Invalid, NotFound
 from shared.i18n import request_language
+from shared.spreadsheets import decode_csv
 from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
 from shared.web.paths import path_for
 from shared.web.sessions import login_required
@@ -301,7 +302,7 @@ def admin_import(request: Request, form: FormData) -> Response:
     # The spooled upload may sit on disk: reading it here, in the threadpool, is fine.
     data = upload.file.read()
     try:
-        report = transfer.import_csv(transfer.decode_csv(data), upload.filename)
+        report = transfer.import_csv(decode_csv(data), upload.filename)
     except transfer.ImportRefused as exc:
         return render_page(
             request,

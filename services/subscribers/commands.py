@@ -15,7 +15,8 @@ from shared.process_logging import setup_logging
 
 
 def cmd_subscribers_import(args: argparse.Namespace) -> int:
-    from services.subscribers.transfer import ImportRefused, decode_csv, import_csv
+    from services.subscribers.transfer import ImportRefused, import_csv
+    from shared.spreadsheets import decode_csv
 
     SERVICE.migrate()
     path = Path(args.file)

@@ -10,6 +10,7 @@ SERVICE = Service(
     routes="services.subscribers.app:routes",
     actors="services.subscribers.actors",
     migrations=Path(__file__).parent / "migrations",
+    tables="services.subscribers.store:metadata",
     # Mails whose worker message was lost go out again; unconfirmed sign-ups expire.
     periodic=("sweep_outbox", "purge_expired_signups"),
     templates="subscribers",

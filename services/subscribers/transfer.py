@@ -8,7 +8,6 @@ duplicates into one subscriber, and reports per row what it did and why.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from services.subscribers.store import (
 )
 from shared.addresses import InvalidInput, clean_name, parse_address, parse_language
 from shared.database import engine, read_connection, utcnow
+from shared.spreadsheets import dict_reader, write_csv
 
 #: Columns written by the export and understood by the import.
 EXPORT_COLUMNS = (
@@ -87,21 +87,13 @@ def _parse_time(raw: str | None) -> datetime | None:
         return None
 
 
-def decode_csv(data: bytes) -> str:
-    """CSV bytes as text: UTF-8 (with or without BOM), else Windows-1252 as Excel writes it."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
 def import_csv(text: str, source: str, status: str = CONFIRMED) -> ImportReport:
     """Import subscribers from CSV ``text``; ``source`` (the file name) goes to the consent log.
 
     ``status`` confirmed needs a ``consent_source`` column: consent given elsewhere must be
     documented. Pending imports are not offered: an import never sends mail.
     """
-    reader = csv.DictReader(io.StringIO(text))
+    reader = dict_reader(text)
     try:
         return _import_rows(reader, source, status)
     except csv.Error as exc:
@@ -228,13 +220,8 @@ def export_csv(status: str | None = None) -> str:
 
 
 def rows_to_csv(rows: Iterable[list[str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    for row in rows:
-        # A leading = + - @ makes spreadsheets run a formula: neutralise it.
-        writer.writerow(["'" + v if v[:1] in ("=", "+", "-", "@") else v for v in row])
-    return buffer.getvalue()
+    """Subscriber rows under the export's header."""
+    return write_csv(EXPORT_COLUMNS, rows)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Files the browser loads from the site itself: the front-end packages installed from
-the npm registry (the rich-text editor, see scripts/install-editor.sh) and the site's
-own few scripts. Nothing is loaded from another host at run time.
+the npm registry (the rich-text editor, see scripts/install-editor.sh), the map library
+from PyPI (Leaflet and its marker clustering, as XStatic packages) and the site's own
+few scripts. Nothing is loaded from another host at run time but the map's tiles.
 
 Served by the portal, under named mounts (``portal:tinymce``, ``portal:static`` ...), so
 pages link to them by name like to every route.
@@ -39,7 +40,18 @@ class PackageFiles:
 
 def mounts() -> list[Mount]:
     """The mounts of the files above, for the portal's routes."""
+    import xstatic.pkg.leaflet
+    import xstatic.pkg.leaflet_markercluster
+
     return [
+        Mount(
+            "/static/leaflet", StaticFiles(directory=xstatic.pkg.leaflet.BASE_DIR), name="leaflet"
+        ),
+        Mount(
+            "/static/leaflet-markercluster",
+            StaticFiles(directory=xstatic.pkg.leaflet_markercluster.BASE_DIR),
+            name="leaflet_markercluster",
+        ),
         Mount("/static/site", StaticFiles(directory=STATIC_DIR), name="static"),
         Mount("/static/tinymce", PackageFiles("tinymce"), name="tinymce"),
         Mount("/static/tinymce-i18n", PackageFiles("tinymce-i18n", "langs8"), name="tinymce_i18n"),
