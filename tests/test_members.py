@@ -2,8 +2,10 @@
 office staff make, published as a list, a Leaflet map and GeoJSON.
 
 Judged from outside: the GeoJSON by a model of RFC 7946 we did not write
-(geojson-pydantic), the import by generated files (hypothesis), every route by the
-sweep (tests/test_sweep_routes.py).
+(geojson-pydantic), the page by Chromium (markers drawn from the GeoJSON, tiles from the
+tile server the settings name, no CSP complaint) and axe-core (WCAG 2.1 AA at both widths,
+in both languages), the import by generated files (hypothesis), every route by the sweep
+(tests/test_sweep_routes.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +24,8 @@ from hypothesis import strategies as st
 from services.members import store, transfer
 from services.members.fields import InvalidMember, parse_member
 from shared.web.paths import path_for
-from tests.conftest import csrf_of, login, run_kgi
+from tests.browser import WIDTHS, chromium, horizontal_overflow, page_as, wcag_violations
+from tests.conftest import ENV, csrf_of, login, run_kgi, wait_for
 
 EXCEL_FILE = Path(__file__).parent / "fixtures" / "members" / "members-excel.csv"
 
@@ -268,3 +272,62 @@ def test_the_list_works_without_javascript_and_filters_by_state(site: str) -> No
     home = httpx.get(site + path_for("portal:home"))
     assert "6 Kommunen in 5 Bundesländern" in home.text
     assert path_for("members:map") in home.text
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_the_map_in_chromium(site: str, language: str) -> None:
+    transfer.import_csv(EXCEL_FILE.read_bytes())
+    ENV.tiles.requests.clear()
+    url = f"{site}{path_for('members:map')}?lang={language}"
+    with chromium() as browser:
+        with page_as(browser, site, None) as (page, csp):
+            page.goto(url)
+            page.wait_for_selector("#member-map[data-markers='6']")
+            # Markers and clusters from the GeoJSON; tiles from the server the settings name.
+            drawn = page.locator(".leaflet-marker-icon").count()
+            assert 1 <= drawn <= 6
+            wait_for(lambda: ENV.tiles.requests, message="tile requests")
+            referers = {referer for _, referer in ENV.tiles.requests}
+            assert referers == {site + "/"}, referers  # the origin only, never the path
+            assert_accessible(page, "map")
+            # A single marker opens its popup with the name and a way into the list.
+            page.set_viewport_size({"width": 1280, "height": 900})
+            marker = page.locator(".leaflet-marker-icon:not(.marker-cluster)").first
+            name = marker.get_attribute("alt", timeout=5000)
+            marker.dispatch_event("click", timeout=5000)
+            popup = page.locator(".leaflet-popup-content")
+            assert name and name in popup.inner_text(timeout=5000)
+            assert popup.locator("a[href^='#member-']").count() == 1
+            assert csp == []
+        with page_as(browser, site, None, java_script_enabled=False) as (page, _):
+            page.goto(url)
+            assert page.locator("#member-map").is_hidden()
+            assert page.locator("ul.members li").count() == 6
+            # (axe-core is a script: it judged this list above, on the page with JavaScript.)
+
+
+def assert_accessible(page: Any, name: str) -> None:
+    """No WCAG 2.1 AA violation and no sideways scrolling at either width."""
+    for width_name, width in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": 900})
+        assert wcag_violations(page) == [], (name, width_name)
+        assert horizontal_overflow(page) == 0, (name, width_name)
+
+
+def test_the_admin_pages_pass_axe(site: str) -> None:
+    admin = login(site)
+    with chromium() as browser, page_as(browser, site, admin) as (page, csp):
+        page.goto(site + path_for("members:admin"))
+        page.set_input_files("#csv-file", str(EXCEL_FILE))
+        page.get_by_role("button", name="Importieren").click()
+        page.wait_for_selector("#import-result")
+        assert_accessible(page, "list with an import report")
+        page.goto(site + path_for("members:admin_member", id=store.all_members()[0].id))
+        assert_accessible(page, "edit")
+        # An error in the form is announced and keeps what was typed.
+        page.fill("#latitude", "9,48")
+        page.fill("#longitude", "51,31")
+        page.get_by_role("button", name="Speichern").click()
+        assert "vertauscht" in page.locator("[role=alert]").inner_text()
+        assert wcag_violations(page) == []
+        assert csp == []

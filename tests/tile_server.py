@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import zlib
@@ -42,7 +43,9 @@ class TileServer:
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(tile)))
                 self.end_headers()
-                self.wfile.write(tile)
+                # The map may move on before a tile arrives, as browsers do.
+                with contextlib.suppress(ConnectionError):
+                    self.wfile.write(tile)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
