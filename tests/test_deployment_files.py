@@ -31,7 +31,15 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PASSWORD = "compose-test-password"
 
 #: The services made from the project's image that need the databases.
-APPLICATION_SERVICES = ("migrate", "portal", "subscribers", "feeds", "newsletter", "scheduler")
+APPLICATION_SERVICES = (
+    "migrate",
+    "portal",
+    "subscribers",
+    "feeds",
+    "newsletter",
+    "members",
+    "scheduler",
+)
 
 
 def compose_command() -> list[str] | None:
@@ -210,7 +218,10 @@ def test_proxy_config_passes_nginx_in_both_forms(tmp_path):
     ("arguments", "message"),
     [
         (["--upstream", "portal=127.0.0.1:9100"], "expected NAME=http://host:port"),
-        (["--upstream", "portal=http://127.0.0.1:9100"], "missing: feeds, newsletter, subscribers"),
+        (
+            ["--upstream", "portal=http://127.0.0.1:9100"],
+            "missing: feeds, members, newsletter, subscribers",
+        ),
         (["--upstream", "shop=http://127.0.0.1:9"], "unknown: shop"),
         (["--upstream", "portal=https://example.org/x"], "expected NAME=http://host:port"),
     ],
