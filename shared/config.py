@@ -37,6 +37,10 @@ DEFAULT_MAP_ATTRIBUTION = (
 #: long enough for a weekend, short enough that stale sign-ups do not pile up.
 DEFAULT_PENDING_TTL_SECONDS = 72 * 3600
 
+#: Default days an event's registrations are kept after it ended: time enough for
+#: certificates and the organisers' statistics, then the names and addresses go.
+DEFAULT_EVENT_RETENTION_DAYS = 30
+
 #: Default sign-up limit per client IP address and hour; stops the form being
 #: used to mail-bomb third parties from one address.
 DEFAULT_SIGNUPS_PER_IP_PER_HOUR = 20
@@ -85,6 +89,7 @@ class Settings:
     mail_from: str
     database_urls: dict[str, str] = field(default_factory=dict)
     pending_ttl_seconds: int = DEFAULT_PENDING_TTL_SECONDS
+    event_retention_days: int = DEFAULT_EVENT_RETENTION_DAYS
     signups_per_ip_per_hour: int = DEFAULT_SIGNUPS_PER_IP_PER_HOUR
     confirmation_resend_seconds: int = DEFAULT_CONFIRMATION_RESEND_SECONDS
     login_failures_allowed: int = DEFAULT_LOGIN_FAILURES_ALLOWED
@@ -276,6 +281,7 @@ def load_settings() -> Settings:
         mail_from=mail_from,
         database_urls=database_urls,
         pending_ttl_seconds=_int("KGI_PENDING_TTL_SECONDS", DEFAULT_PENDING_TTL_SECONDS),
+        event_retention_days=_int("KGI_EVENT_RETENTION_DAYS", DEFAULT_EVENT_RETENTION_DAYS),
         signups_per_ip_per_hour=_int(
             "KGI_SIGNUPS_PER_IP_PER_HOUR", DEFAULT_SIGNUPS_PER_IP_PER_HOUR
         ),

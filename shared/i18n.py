@@ -8,6 +8,7 @@ forgotten translation shows English rather than breaking a page.
 from __future__ import annotations
 
 import json
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -48,3 +49,31 @@ def request_language(connection: HTTPConnection) -> str:
         or normalise_language(connection.cookies.get(LANGUAGE_COOKIE))
         or DEFAULT_LANGUAGE
     )
+
+
+#: Names of months and weekdays by language: written out here rather than taken from
+#: the C locale, which a server may not have installed (and ``%B`` reads process-wide).
+MONTHS = {
+    "de": ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
+           "September", "Oktober", "November", "Dezember"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+}  # fmt: skip
+WEEKDAYS = {
+    "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+
+
+def month_name(month: int, language: str) -> str:
+    """The name of ``month`` (1–12) in ``language``."""
+    return MONTHS.get(language, MONTHS["en"])[month - 1]
+
+
+def long_date(day: date, language: str) -> str:
+    """``Donnerstag, 18. März 2027`` / ``Thursday, 18 March 2027``."""
+    weekday = WEEKDAYS.get(language, WEEKDAYS["en"])[day.weekday()]
+    month = month_name(day.month, language)
+    if language == "de":
+        return f"{weekday}, {day.day}. {month} {day.year}"
+    return f"{weekday}, {day.day} {month} {day.year}"

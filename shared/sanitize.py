@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urlsplit
 
 import nh3
 
@@ -96,6 +97,26 @@ def safe_url(url: str | None) -> str | None:
     if writable(url) != url:
         return None
     return url if re.match(r"^https?://[^\s<>\"']+$", url, re.IGNORECASE) else None
+
+
+def web_address(raw: str, limit: int) -> str | None:
+    """A link typed by a person: ``None`` when empty, ``https://`` added when the scheme
+    is missing (``www.example.org``); ValueError unless it is an http(s) address with a
+    host, without spaces, of at most ``limit`` characters."""
+    text = raw.strip()
+    if not text:
+        return None
+    if "://" not in text:
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError for a port that is no number)
+    except ValueError:
+        valid = False
+    if not valid or len(text) > limit or any(c.isspace() for c in text) or writable(text) != text:
+        raise ValueError("not an http or https address")
+    return text
 
 
 #: An HTML tag's start: text with one is HTML (from the editor); text without is plain.

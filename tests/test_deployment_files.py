@@ -38,6 +38,7 @@ APPLICATION_SERVICES = (
     "feeds",
     "newsletter",
     "members",
+    "events",
     "scheduler",
 )
 
@@ -220,7 +221,7 @@ def test_proxy_config_passes_nginx_in_both_forms(tmp_path):
         (["--upstream", "portal=127.0.0.1:9100"], "expected NAME=http://host:port"),
         (
             ["--upstream", "portal=http://127.0.0.1:9100"],
-            "missing: feeds, members, newsletter, subscribers",
+            "missing: events, feeds, members, newsletter, subscribers",
         ),
         (["--upstream", "shop=http://127.0.0.1:9"], "unknown: shop"),
         (["--upstream", "portal=https://example.org/x"], "expected NAME=http://host:port"),

@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The product's code; tests and benchmarks speak HTTP like any client and may use paths.
 CODE = ("kgi", "services", "shared")
 
-#: A path under a service prefix, not part of a longer word or another host's URL.
+#: A path under a service prefix, not part of a longer word, a file name (the feeds'
+#: ``/events.ics`` is not under the events service's ``/events``) or another host's URL.
 PREFIXES = sorted((p.prefix for p in registry.services_found() if p.prefix), key=len)
 SERVICE_PATH = re.compile(
-    r"(?<![\w.:/])(" + "|".join(re.escape(prefix) for prefix in reversed(PREFIXES)) + r")(?![\w-])"
+    r"(?<![\w.:/])(" + "|".join(re.escape(prefix) for prefix in reversed(PREFIXES)) + r")(?![\w.-])"
 )
 
 #: Where the prefixes are meant to be written.
@@ -77,7 +78,7 @@ def test_the_pattern_finds_service_paths_and_nothing_else() -> None:
     assert PREFIXES and all(prefix.startswith("/") for prefix in PREFIXES)
     for found in ('href="/news/"', "f'/newsletter/admin/{id}'", '"/subscribers"'):
         assert SERVICE_PATH.search(found), found
-    for fine in ("https://partner.example/news/", "/newsroom", "a/news", "./news"):
+    for fine in ("https://partner.example/news/", "/newsroom", "a/news", "./news", "/events.ics"):
         assert not SERVICE_PATH.search(fine), fine
 
 

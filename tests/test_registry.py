@@ -83,9 +83,12 @@ def fourth_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 def test_the_house_as_the_registry_reads_it() -> None:
     names = [part.name for part in registry.parts()]
-    assert names == ["accounts", "feeds", "members", "newsletter", "subscribers", "portal"]
+    assert names == [
+        "accounts", "events", "feeds", "members", "newsletter", "subscribers", "portal"
+    ]  # fmt: skip
     assert registry.database_owners() == [
         "accounts",
+        "events",
         "feeds",
         "members",
         "newsletter",
@@ -96,8 +99,18 @@ def test_the_house_as_the_registry_reads_it() -> None:
         "supervise_dispatch",
         "sweep_outbox",
         "purge_expired_signups",
+        "sweep_event_mails",
+        "send_event_reminders",
+        "purge_past_registrations",
     }
-    assert registry.servable() == ["feeds", "members", "newsletter", "subscribers", "portal"]
+    assert registry.servable() == [
+        "events",
+        "feeds",
+        "members",
+        "newsletter",
+        "subscribers",
+        "portal",
+    ]
     for part in registry.parts():
         if part.templates is not None:  # each part's pages and mails live where it says
             assert (TEMPLATE_DIR / part.templates).is_dir(), part.name

@@ -31,10 +31,14 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from bs4 import BeautifulSoup
 from starlette.convertors import Convertor
 from starlette.routing import BaseRoute, Mount, Route, compile_path
 
+from services.events import programme, registration, schedule
+from services.events import store as events_store
+from services.events.fields import EventFields, RegistrationForm, SeriesFields
 from services.feeds.demo import load_demo
 from services.members import store as members_store
 from services.members.fields import parse_member
@@ -180,6 +184,7 @@ AREAS = {
     "newsletter": "/newsletter",
     "feeds": "/news",
     "members": "/members",
+    "events": "/events",
     "portal": "",
 }
 
@@ -189,6 +194,7 @@ OWNERS = {
     "newsletter": "services/newsletter",
     "feeds": "services/feeds",
     "members": "services/members",
+    "events": "services/events",
     "portal": "kgi/portal.py",
 }
 
@@ -457,10 +463,53 @@ def prepare_state(with_issues: bool) -> State:
         "/members/admin/",
         "/members/admin/new",
         f"/members/admin/{member}",
+        *event_seeds(),
     ]
     if with_issues:
         seeds += issue_seeds()
     return State(seeds, {"admin": "sweep.admin@example.org", "editor": "sweep.editor@example.org"})
+
+
+def event_seeds() -> list[str]:
+    """A published series with a date, one registration waiting for confirmation and one
+    confirmed; the URLs of their pages and links."""
+    series_id = schedule.save_series(SeriesFields("Sweep-Reihe", "", ""))
+    schedule.set_series_state(series_id, events_store.PUBLISHED)
+    start = datetime(2031, 1, 1, 9, tzinfo=UTC)
+    event = programme.add_event(
+        series_id,
+        EventFields(
+            "Sweep-Termin", start, start + timedelta(hours=1), "Europe/Berlin", "online", "",
+            "https://meet.example.org/sweep", 1, None,
+        ),
+    )  # fmt: skip
+    series = schedule.get_series(series_id)
+    links = []
+    for email in ("waiting.sweep@example.org", "seated.sweep@example.org"):
+        form = RegistrationForm(email, email, "Sweep", "", "", "de", (event,), False)
+        registration.register(series, form, [event])
+        with read_connection("events") as conn:
+            row_id = conn.execute(
+                sa.select(events_store.registrations.c.id).where(
+                    events_store.registrations.c.email_key == email
+                )
+            ).scalar_one()
+            person = events_store.registration(conn, row_id)
+        assert person is not None
+        links.append(path(registration.confirmation_url(person)))
+    seated = registration.confirm(links[1].split("/confirm/")[1].split("?")[0])
+    return [
+        "/events/",
+        f"/events/{series.slug}",
+        f"/events/{series.slug}/calendar.ics",
+        links[0],
+        path(registration.manage_url(seated)),
+        "/events/admin/",
+        f"/events/admin/{series_id}",
+        f"/events/admin/{series_id}/dates/new",
+        f"/events/admin/dates/{event}",
+        f"/events/admin/dates/{event}/participants.csv",
+    ]
 
 
 def issue_seeds() -> list[str]:

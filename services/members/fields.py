@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from shared.addresses import InvalidInput, parse_address
-from shared.sanitize import writable
+from shared.sanitize import web_address, writable
 
 #: The sixteen federal states by their ISO 3166-2:DE code (without ``DE-``): German name.
 FEDERAL_STATES = {
@@ -143,20 +142,10 @@ def parse_coordinates(raw_latitude: str, raw_longitude: str) -> tuple[float, flo
 
 
 def _website(raw: str) -> str | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if "://" not in text:
-        text = "https://" + text
     try:
-        parts = urlsplit(text)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 (raises ValueError for a port that is no number)
+        return web_address(raw, MAX_WEBSITE)
     except ValueError:
-        valid = False
-    if not valid or len(text) > MAX_WEBSITE or any(c.isspace() for c in text):
-        raise InvalidMember("The website must be an http or https address.")
-    return text
+        raise InvalidMember("The website must be an http or https address.") from None
 
 
 def _email(raw: str) -> str | None:

@@ -13,7 +13,7 @@ from services.newsletter import peers, store
 from services.newsletter.store import DRAFT, OVERDUE, SCHEDULED, SENT, Issue, issue_items, issues
 from shared.database import engine, read_connection, utcnow
 from shared.errors import Conflict, Invalid, NotFound
-from shared.i18n import LANGUAGES, translate
+from shared.i18n import LANGUAGES, month_name, translate
 from shared.sanitize import rich_text
 
 #: States in which an issue can still be edited.
@@ -29,21 +29,6 @@ MAX_SCHEDULE_AHEAD = timedelta(days=366)
 #: multi-line fields); other control characters are paste accidents or attacks.
 TEXT_CONTROL_CHARACTERS = "\n\r\t"
 
-MONTHS_DE = (
-    "Januar",
-    "Februar",
-    "März",
-    "April",
-    "Mai",
-    "Juni",
-    "Juli",
-    "August",
-    "September",
-    "Oktober",
-    "November",
-    "Dezember",
-)
-
 
 class ComposeError(Invalid):
     """A value of the issue is not acceptable; the message says why (English, translated
@@ -51,7 +36,7 @@ class ComposeError(Invalid):
 
 
 def default_subject(language: str, when: datetime) -> str:
-    month = MONTHS_DE[when.month - 1] if language == "de" else when.strftime("%B")
+    month = month_name(when.month, language)
     return f"KGI-Infobrief {month} {when.year}"
 
 

@@ -29,13 +29,17 @@ from shared.database import read_connection
 from shared.errors import Gone, Invalid, NotFound
 from shared.i18n import request_language
 from shared.spreadsheets import decode_csv
-from shared.web.forms import client_ip, form_endpoint, form_text, page_number, read_json
+from shared.web.forms import (
+    HONEYPOT_FIELD,
+    client_ip,
+    form_endpoint,
+    form_text,
+    page_number,
+    read_json,
+)
 from shared.web.paths import path_for
 from shared.web.sessions import login_required
 from shared.web.templates import render_page
-
-#: Name of the hidden field that only bots fill in.
-HONEYPOT_FIELD = "website"
 
 #: Subscribers per page in the admin list.
 ADMIN_PAGE_SIZE = 50

@@ -10,7 +10,6 @@ row is never sent by two workers at once.
 from __future__ import annotations
 
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,8 +30,7 @@ from shared.mail.message import (
     Unsubscribe,
     wrap_text,
 )
-from shared.mail.outbox import COMMITTED, DELIVERED, QUEUED, Outbox, new_owner, retry_delay
-from shared.mail.transport import SMTPTransport
+from shared.mail.outbox import Delivered, Outbox, Outgoing
 from shared.web.templates import render_text
 
 #: How long a worker owns a claimed mail before another may take it over (covers a
@@ -62,17 +60,6 @@ class ComposedMail:
     data: bytes
     message_id: str
     envelope_from: str
-
-
-_local = threading.local()
-
-
-def _transport() -> SMTPTransport:
-    # One reused connection per worker thread.
-    transport = getattr(_local, "transport", None)
-    if transport is None:
-        transport = _local.transport = SMTPTransport(get_settings().effective_smtp_url)
-    return transport
 
 
 def compose(subscriber: Subscriber, kind: str) -> ComposedMail:
@@ -116,47 +103,31 @@ def _log_sent(row: sa.Row, mail: ComposedMail) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Delivered:
-    """What :func:`deliver` did: the row's new state, and for QUEUED the engine's delay
-    until the next attempt."""
-
-    state: str
-    retry_after: timedelta | None = None
-
-
 def deliver(outbox_id: int) -> Delivered:
     """Send one outbox mail exactly once; says what happened to the row."""
-    owner = new_owner()
-    claimed = OUTBOX.claim(owner, store.mail_outbox.c.id == outbox_id, 1, CLAIM_LEASE_SECONDS)
-    if not claimed:
-        return Delivered("not claimed")  # sent, failed, not yet due or owned by another
-    [row] = claimed
+    return OUTBOX.deliver_one(outbox_id, CLAIM_LEASE_SECONDS, _outgoing)
+
+
+def _outgoing(row: sa.Row) -> Outgoing | str:
+    """The claimed row's mail, or why it need not go out any more."""
     with engine("subscribers").connect() as conn:
         subscriber = store.get(conn, row.subscriber_id)
-    obsolete = _obsolete(row.kind, subscriber)
-    if obsolete or subscriber is None:
-        OUTBOX.skip([row.id], owner, obsolete or "the subscriber is gone")
-        return Delivered("skipped")
-    mail = compose(subscriber, row.kind)
-    recipient = parse_address(subscriber.email).ascii
-    with engine("subscribers").connect() as conn:
-        state = OUTBOX.send(
-            _transport(), conn, row, owner, (mail.envelope_from, recipient, mail.data)
-        )
-    if state == DELIVERED:
-        OUTBOX.settle([row.id], owner, status=DELIVERED)
-    if state in (DELIVERED, COMMITTED):
-        _log_sent(row, mail)
-    if state == QUEUED:
-        return Delivered(state, retry_delay(row.attempts + 1))
-    return Delivered(state)
-
-
-def _obsolete(kind: str, subscriber: Subscriber | None) -> str | None:
-    """Why this mail need not go out any more, or None."""
     if subscriber is None:
-        return None
+        return "the subscriber is gone"
+    obsolete = _obsolete(row.kind, subscriber)
+    if obsolete:
+        return obsolete
+    mail = compose(subscriber, row.kind)
+    return Outgoing(
+        mail.envelope_from,
+        parse_address(subscriber.email).ascii,
+        mail.data,
+        on_sent=lambda: _log_sent(row, mail),
+    )
+
+
+def _obsolete(kind: str, subscriber: Subscriber) -> str | None:
+    """Why this mail need not go out any more, or None."""
     if kind == "confirmation" and (
         subscriber.status != store.PENDING or not subscriber.confirm_nonce
     ):

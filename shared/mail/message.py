@@ -105,10 +105,31 @@ _OWN_HEADERS = frozenset(
 )  # fmt: skip
 
 
-def _body(data: str) -> bytes:
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent along (an iCalendar invitation): its ASCII file name, its full
+    Content-Type value and its bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    def part(self) -> bytes:
+        """The MIME part: headers and the base64 body."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", self.filename):
+            raise UnsafeHeader("an attachment's file name must be a short ASCII name")
+        headers = (
+            header_line("Content-Type", self.content_type)
+            + header_line("Content-Disposition", f'attachment; filename="{self.filename}"')
+            + header_line("Content-Transfer-Encoding", "base64")
+        )
+        return headers.encode("ascii") + b"\r\n" + _body(self.data)
+
+
+def _body(data: str | bytes) -> bytes:
     # One C call for the encoding, then the lines cut by slicing: several times faster
     # than base64.encodebytes, which calls into C once per 57-byte chunk.
-    encoded = base64.b64encode(data.encode("utf-8"))
+    encoded = base64.b64encode(data.encode("utf-8") if isinstance(data, str) else data)
     lines = [encoded[i : i + _LINE] for i in range(0, len(encoded), _LINE)]
     return b"\r\n".join(lines) + b"\r\n"
 
@@ -156,13 +177,15 @@ class PreparedMessage:
         html: str | None = None,
         unsubscribe: Unsubscribe | None = None,
         message_id: str | None = None,
+        attachment: Attachment | None = None,
     ) -> bytes:
         """The complete message for one recipient, CRLF line ends, DKIM-signed when a
         key is configured.
 
         ``to_address`` must be validated (ASCII domain); a display name that cannot be
         written safely is left out (see :func:`recipient_line`). Without ``html`` the
-        mail is plain text only. Raises UnsafeHeader when another value cannot be
+        mail is plain text only; an ``attachment`` makes it multipart/mixed, the texts
+        first. Raises UnsafeHeader when another value cannot be
         written safely.
         """
         message_id = message_id or f"<{secrets.token_hex(12)}@{self.domain}>"
@@ -175,11 +198,11 @@ class PreparedMessage:
         if unsubscribe is not None and self.kind.list_mail:
             personal += header_line("List-Unsubscribe", unsubscribe.header_value()) + _ONE_CLICK
         if html is None:
-            personal += _PART_HEADERS["plain"]
+            content = _PART_HEADERS["plain"]
             parts = [b"\r\n", _body(text)]
         else:
             boundary = "kgi-" + secrets.token_hex(12)
-            personal += header_line("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+            content = header_line("Content-Type", f'multipart/alternative; boundary="{boundary}"')
             separator = f"--{boundary}\r\n".encode()
             parts = [
                 b"\r\n",
@@ -193,6 +216,19 @@ class PreparedMessage:
                 _body(html),
                 f"--{boundary}--\r\n".encode(),
             ]
+        if attachment is not None:
+            # The texts become the first part of a multipart/mixed, the file the second.
+            outer = "kgi-" + secrets.token_hex(12)
+            parts = [
+                b"\r\n",
+                f"--{outer}\r\n{content}".encode("ascii"),
+                *parts,
+                f"--{outer}\r\n".encode(),
+                attachment.part(),
+                f"--{outer}--\r\n".encode(),
+            ]
+            content = header_line("Content-Type", f'multipart/mixed; boundary="{outer}"')
+        personal += content
         message = b"".join((self._static, personal.encode("ascii"), *parts))
         return self.dkim_key.sign(message) if self.dkim_key else message
 

@@ -20,6 +20,7 @@ The engine's columns are :func:`outbox_columns`; each table adds what its servic
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -34,6 +35,7 @@ from shared.mail.transport import (
     PermanentMailError,
     SMTPTransport,
     TemporaryMailError,
+    thread_transport,
 )
 
 #: The states of a row. ``claimed``: a sender owns it until ``claimed_until``;
@@ -76,6 +78,26 @@ def outbox_columns() -> list[sa.Column]:
 def retry_delay(attempts: int) -> timedelta:
     """How long a row waits after its ``attempts``-th attempt failed temporarily."""
     return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** (attempts - 1), RETRY_MAX_SECONDS))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One outbox row's message, ready to go: envelope sender, recipient, bytes, and what
+    to do once it counts as sent (a log entry)."""
+
+    envelope_from: str
+    recipient: str
+    data: bytes
+    on_sent: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What :meth:`Outbox.deliver_one` did: the row's new state, and for QUEUED the
+    engine's delay until the next attempt."""
+
+    state: str
+    retry_after: timedelta | None = None
 
 
 def new_owner() -> str:
@@ -146,6 +168,35 @@ class Outbox:
                     .order_by(t.c.id)
                 )
             )
+
+    def deliver_one(
+        self, outbox_id: int, lease_seconds: float, prepare: Callable[[sa.Row], Outgoing | str]
+    ) -> Delivered:
+        """Send the row ``outbox_id`` exactly once, on this thread's SMTP connection.
+
+        ``prepare`` turns the claimed row into its message, or into the reason it need
+        not go out any more (the row is then skipped). The state returned is "not
+        claimed" when the row was sent, failed, not yet due or owned by another sender.
+        """
+        owner = new_owner()
+        claimed = self.claim(owner, self.table.c.id == outbox_id, 1, lease_seconds)
+        if not claimed:
+            return Delivered("not claimed")
+        [row] = claimed
+        outgoing = prepare(row)
+        if isinstance(outgoing, str):
+            self.skip([row.id], owner, outgoing)
+            return Delivered(SKIPPED)
+        message = (outgoing.envelope_from, outgoing.recipient, outgoing.data)
+        with engine(self.owner_service).connect() as conn:
+            state = self.send(thread_transport(), conn, row, owner, message)
+        if state == DELIVERED:
+            self.settle([row.id], owner, status=DELIVERED)
+        if state in (DELIVERED, COMMITTED) and outgoing.on_sent is not None:
+            outgoing.on_sent()
+        if state == QUEUED:
+            return Delivered(state, retry_delay(row.attempts + 1))
+        return Delivered(state)
 
     def settle(self, ids: list[int], owner: str, **values: object) -> None:
         """Set ``values`` on those of ``ids`` that ``owner`` still holds."""

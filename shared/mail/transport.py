@@ -8,6 +8,7 @@ import contextlib
 import smtplib
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -271,3 +272,17 @@ class SMTPTransport:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_per_thread = threading.local()
+
+
+def thread_transport() -> SMTPTransport:
+    """This thread's SMTP connection to the configured server, reused for every mail the
+    thread sends (a worker thread sends one mail after another)."""
+    from shared.config import get_settings
+
+    transport: SMTPTransport | None = getattr(_per_thread, "transport", None)
+    if transport is None:
+        transport = _per_thread.transport = SMTPTransport(get_settings().effective_smtp_url)
+    return transport

@@ -32,6 +32,10 @@ from shared.web.sessions import session_of
 #: Name of the hidden form field that carries the token.
 CSRF_FIELD = "csrf_token"
 
+#: Name of the hidden field of public forms that only bots fill in (a person's browser
+#: never shows it; the form answers a bot as it answers everyone, and does nothing).
+HONEYPOT_FIELD = "website"
+
 
 def csrf_token(request: Request) -> str:
     """This session's token, created on first use."""

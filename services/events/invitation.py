@@ -1,0 +1,110 @@
+"""iCalendar (RFC 5545) for events: the invitation a registration mail carries, and the
+public calendar of a series.
+
+An invitation is ``METHOD:REQUEST`` with the participant as attendee, so calendar
+programs offer to add it; a change is the same event (same UID) with a higher SEQUENCE,
+which programs apply to the entry they have; a cancellation is ``METHOD:CANCEL``, which
+removes it. Times carry their zone (TZID with its VTIMEZONE), so an event at 10:00 in
+Berlin stays at 10:00 in Berlin across daylight saving time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from services.events.fields import ONLINE
+from services.events.store import Event, Series
+from shared.config import get_settings
+from shared.mail.headers import parse_mailbox
+from shared.mail.message import Attachment
+from shared.web.paths import absolute_url_for
+
+#: RFC 5546 methods used here.
+PUBLISH, REQUEST, CANCEL = "PUBLISH", "REQUEST", "CANCEL"
+
+#: File name of the invitation in mails.
+INVITATION_FILENAME = "invite.ics"
+
+
+def event_uid(event: Event) -> str:
+    """The event's UID: the same in every invitation, change and public calendar."""
+    host = urlsplit(get_settings().base_url).hostname or "localhost"
+    return f"event-{event.id}@{host}"
+
+
+def _vevent(
+    series: Series, event: Event, method: str, attendee: tuple[str, str] | None
+) -> icalendar.Event:
+    settings = get_settings()
+    zone = ZoneInfo(event.timezone)
+    entry = icalendar.Event()
+    entry.add("uid", event_uid(event))
+    entry.add("sequence", event.sequence)
+    entry.add("dtstamp", event.updated_at)
+    entry.add("dtstart", event.starts_at.astimezone(zone))
+    entry.add("dtend", event.ends_at.astimezone(zone))
+    title = event.title if event.title == series.title else f"{series.title}: {event.title}"
+    entry.add("summary", title)
+    if event.mode == ONLINE and event.link:
+        entry.add("location", event.link)
+        entry.add("url", event.link)
+    else:
+        entry.add("location", event.place)
+        entry.add("url", absolute_url_for("events:series", slug=series.slug))
+    if series.summary:
+        entry.add("description", series.summary)
+    cancelled = method == CANCEL or event.cancelled_at is not None
+    entry.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    sender = parse_mailbox(settings.mail_from)
+    entry.add(
+        "organizer", f"mailto:{sender.addr_spec}", parameters={"CN": sender.display_name or "KGI"}
+    )
+    if attendee is not None:
+        address, name = attendee
+        entry.add(
+            "attendee",
+            f"mailto:{address}",
+            parameters={
+                "CN": name,
+                "ROLE": "REQ-PARTICIPANT",
+                "PARTSTAT": "ACCEPTED",
+                "RSVP": "FALSE",
+            },
+        )
+    return entry
+
+
+def calendar(
+    series: Series,
+    entries: Sequence[Event],
+    method: str = PUBLISH,
+    attendee: tuple[str, str] | None = None,
+) -> bytes:
+    """A VCALENDAR of ``entries`` of ``series`` (an invitation when ``attendee`` is the
+    participant's address and name)."""
+    document = icalendar.Calendar()
+    document.add("prodid", "-//KGI-Infobrief//Events//DE")
+    document.add("version", "2.0")
+    document.add("calscale", "GREGORIAN")
+    document.add("method", method)
+    document.add("x-wr-calname", series.title)
+    for event in entries:
+        document.add_component(_vevent(series, event, method, attendee))
+    # The VTIMEZONE of every TZID used, as RFC 5545 requires.
+    document.add_missing_timezones()
+    return document.to_ical()
+
+
+def invitation(
+    series: Series, entries: Sequence[Event], method: str, attendee: tuple[str, str]
+) -> Attachment:
+    """The calendar attachment of a mail."""
+    return Attachment(
+        INVITATION_FILENAME,
+        f'text/calendar; charset="utf-8"; method={method}',
+        calendar(series, entries, method, attendee),
+    )

@@ -1,0 +1,5 @@
+"""Alembic environment for the events database."""
+
+from shared.migration_env import run_migrations
+
+run_migrations("events")

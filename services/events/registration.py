@@ -1,0 +1,343 @@
+"""Registering for a series: double opt-in, seats and the waiting list, cancelling.
+
+Each flow is one transaction that changes registrations and seats and adds the mails it
+causes to the outbox; the mails go to a worker after the commit (see :mod:`.mails`), so a
+crash delays a mail but never sends one for a change that was rolled back.
+
+Seats are given out with the event's row locked (``FOR UPDATE`` on PostgreSQL; SQLite
+serialises writers anyway), so two people confirming at once never take the last place
+twice. A place given back goes to the longest waiting person in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from services.events import schedule, store
+from services.events.fields import RegistrationForm
+from services.events.store import (
+    ACTIVE_SEATS,
+    CANCELLED,
+    CONFIRMED,
+    REQUESTED,
+    SEATED,
+    UNCONFIRMED,
+    WAITING,
+    Event,
+    Registration,
+    Series,
+)
+from shared import ratelimit
+from shared.config import get_settings
+from shared.database import engine, read_connection, utcnow
+from shared.errors import BadRequest, Conflict, Gone, TooMany
+from shared.tokens import ExpiredToken, InvalidToken, make_token, read_token
+from shared.web.paths import absolute_url_for
+
+#: Token purposes (each its own signing salt).
+CONFIRM_PURPOSE = "event-confirm"
+MANAGE_PURPOSE = "event-manage"
+
+#: Most confirmation mails to one address per series in 24 hours (anti mail-bomb).
+CONFIRMATIONS_PER_ADDRESS_PER_DAY = 5
+
+#: How long a client that registered too often waits (the allowance is per hour).
+RETRY_AFTER_SECONDS = 3600
+
+
+class RegistrationClosed(Conflict):
+    """None of the dates asked for is open any more."""
+
+
+class LinkInvalid(BadRequest):
+    """A link from a mail was altered or belongs to no one."""
+
+
+class LinkExpired(Gone, LinkInvalid):
+    """A link from a mail that was valid once: expired, or its registration is gone."""
+
+
+class TooManyRegistrations(TooMany):
+    """Too many registrations from one client."""
+
+
+def confirmation_url(registration: Registration) -> str:
+    """The link of the confirmation mail (while a confirmation is outstanding)."""
+    assert registration.confirm_nonce, "no confirmation outstanding"
+    token = make_token(CONFIRM_PURPOSE, {"id": registration.id, "s": registration.confirm_nonce})
+    return absolute_url_for("events:confirm", token=token) + f"?lang={registration.language}"
+
+
+def manage_url(registration: Registration) -> str:
+    """The registration's own page (what one holds, cancelling): in every mail."""
+    token = make_token(MANAGE_PURPOSE, {"id": registration.id, "s": registration.manage_key})
+    return absolute_url_for("events:registration", token=token) + f"?lang={registration.language}"
+
+
+def _read_link(purpose: str, token: str, max_age: int | None = None) -> dict[str, Any]:
+    damaged = "This link is damaged or incomplete. Please copy the whole link from the mail."
+    try:
+        payload = read_token(purpose, token, max_age)
+    except ExpiredToken:
+        raise LinkExpired("This link has expired. Please register again.") from None
+    except InvalidToken:
+        raise LinkInvalid(damaged) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("id"), int):
+        raise LinkInvalid(damaged)
+    return payload
+
+
+def _registration_of(purpose: str, token: str, max_age: int | None) -> Registration:
+    """The registration a link names, if the link's secret is still the row's."""
+    payload = _read_link(purpose, token, max_age)
+    with read_connection("events") as conn:
+        found = store.registration(conn, payload["id"])
+    if found is None:
+        raise LinkExpired("This link is no longer valid. Please register again.")
+    if purpose == CONFIRM_PURPOSE:
+        if found.confirm_nonce is None and found.status == CONFIRMED:
+            return found  # confirmed already: the link shows that again
+        secret = found.confirm_nonce
+    else:
+        secret = found.manage_key
+    if secret is None or not secrets.compare_digest(secret, str(payload.get("s", ""))):
+        raise LinkExpired("This link is no longer valid. Please register again.")
+    return found
+
+
+def registration_to_confirm(token: str) -> Registration:
+    """The registration a confirmation link belongs to; LinkInvalid/LinkExpired."""
+    return _registration_of(CONFIRM_PURPOSE, token, get_settings().pending_ttl_seconds)
+
+
+def registration_to_manage(token: str) -> Registration:
+    """The registration a manage link belongs to; LinkExpired once it was purged."""
+    return _registration_of(MANAGE_PURPOSE, token, None)
+
+
+def check_client_allowance(ip: str) -> None:
+    """TooManyRegistrations when this client registered too often this hour."""
+    if not ratelimit.hit(f"event-ip:{ip}", get_settings().signups_per_ip_per_hour, 3600):
+        raise TooManyRegistrations(
+            "Too many registrations from your network. Please try again in an hour.",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+
+
+def register(series: Series, form: RegistrationForm, open_ids: Iterable[int]) -> None:
+    """Ask for places at ``form.event_ids``: the dates not held yet are requested and a
+    confirmation mail goes out. Says nothing back, so the form tells no one who else
+    registered."""
+    if not set(form.event_ids) <= set(open_ids):
+        raise RegistrationClosed("Registration for these dates has closed.")
+    key = f"event-confirm:{series.id}:{form.email_key}"
+    now = utcnow()
+    with engine("events").begin() as conn:
+        table = store.registrations
+        found = conn.execute(
+            sa.select(table.c.id, table.c.confirm_nonce, table.c.status).where(
+                table.c.series_id == series.id, table.c.email_key == form.email_key
+            )
+        ).first()
+        details = {
+            "email": form.email,
+            "name": form.name,
+            "organisation": form.organisation,
+            "municipality": form.municipality,
+            "language": form.language,
+            "requested_at": now,
+        }
+        if found is None:
+            registration_id = int(
+                conn.execute(
+                    table.insert().values(
+                        **details,
+                        series_id=series.id,
+                        email_key=form.email_key,
+                        status=UNCONFIRMED,
+                        confirm_nonce=store.new_secret(),
+                        manage_key=store.new_secret(),
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]
+            )
+        else:
+            registration_id = found.id
+            # An outstanding nonce stays, so the earlier mail's link keeps working. A
+            # confirmed registration's details change only through its own page: the
+            # form is open to anyone who knows the address.
+            nonce = found.confirm_nonce or store.new_secret()
+            if found.status == CONFIRMED:
+                details = {"requested_at": now}
+            conn.execute(
+                table.update().where(table.c.id == found.id).values(**details, confirm_nonce=nonce)
+            )
+        held = {seat.event_id: seat.status for seat in store.seats_of(conn, registration_id)}
+        asked = [i for i in form.event_ids if held.get(i) not in ACTIVE_SEATS]
+        for event_id in asked:
+            values = {"status": REQUESTED, "queued_at": now, "updated_at": now, "reminded_at": None}
+            if event_id in held:
+                _update_seat(conn, registration_id, event_id, **values)
+            else:
+                conn.execute(
+                    store.seats.insert().values(
+                        **values, registration_id=registration_id, event_id=event_id
+                    )
+                )
+        awaiting = asked or [i for i, status in held.items() if status == REQUESTED]
+        outbox = []
+        if awaiting and ratelimit.hit(key, CONFIRMATIONS_PER_ADDRESS_PER_DAY, 86400):
+            outbox.append(store.queue_mail(conn, registration_id, "confirm"))
+    store.hand_over(outbox)
+
+
+def _lock(conn: Connection, event_id: int) -> Event:
+    # Locks the event's row on PostgreSQL for the rest of the transaction.
+    conn.execute(
+        sa.select(store.events.c.id).where(store.events.c.id == event_id).with_for_update()
+    )
+    return schedule.get_event(event_id, conn)
+
+
+def _update_seat(conn: Connection, registration_id: int, event_id: int, **values: object) -> None:
+    conn.execute(
+        store.seats.update()
+        .where(
+            store.seats.c.registration_id == registration_id,
+            store.seats.c.event_id == event_id,
+        )
+        .values(**values)
+    )
+
+
+def _set_seat(conn: Connection, registration_id: int, event_id: int, status: str) -> None:
+    now = utcnow()
+    # A place on the waiting list counts from the moment it was taken.
+    since = {"queued_at": now} if status == WAITING else {}
+    _update_seat(conn, registration_id, event_id, status=status, updated_at=now, **since)
+
+
+def fill_free_seats(conn: Connection, event_id: int, now: datetime) -> list[int]:
+    """Give free places of an event to the longest waiting people; the outbox ids of
+    their mails. Nothing moves up once the event has begun or was cancelled."""
+    event = _lock(conn, event_id)
+    if event.cancelled_at is not None or event.starts_at <= now or event.seats_left == 0:
+        return []
+    query = (
+        sa.select(store.seats.c.registration_id)
+        .where(store.seats.c.event_id == event_id, store.seats.c.status == WAITING)
+        .order_by(store.seats.c.queued_at, store.seats.c.id)
+    )
+    if event.seats_left is not None:
+        query = query.limit(event.seats_left)
+    outbox = []
+    for registration_id in conn.execute(query).scalars().all():
+        _set_seat(conn, registration_id, event_id, SEATED)
+        outbox.append(store.queue_mail(conn, registration_id, "moved_up", event_id=event_id))
+    return outbox
+
+
+def confirm(token: str) -> Registration:
+    """Confirm the registration behind ``token`` (idempotent): each requested date gets a
+    place, or one on the waiting list when it is full; the confirmation mail says which."""
+    registration = registration_to_confirm(token)
+    now = utcnow()
+    outbox = []
+    with engine("events").begin() as conn:
+        table = store.registrations
+        # Conditional: two clicks at once confirm (and mail) only once.
+        done = conn.execute(
+            table.update()
+            .where(
+                table.c.id == registration.id, table.c.confirm_nonce == registration.confirm_nonce
+            )
+            .values(
+                status=CONFIRMED, confirm_nonce=None, confirmed_at=registration.confirmed_at or now
+            )
+        )
+        if done.rowcount == 1 and registration.confirm_nonce is not None:
+            # Events locked in one order (their ids) by everyone: no deadlock between two.
+            requested = sorted(
+                (s for s in store.seats_of(conn, registration.id) if s.status == REQUESTED),
+                key=lambda seat: seat.event_id,
+            )
+            for seat in requested:
+                event = _lock(conn, seat.event_id)
+                if event.cancelled_at is not None or event.ends_at <= now:
+                    status = CANCELLED
+                elif event.seats_left is None or (event.seats_left > 0 and not event.waiting):
+                    status = SEATED
+                else:
+                    status = WAITING
+                _set_seat(conn, registration.id, seat.event_id, status)
+            outbox.append(store.queue_mail(conn, registration.id, "registered"))
+        confirmed = store.registration(conn, registration.id)
+    store.hand_over(outbox)
+    assert confirmed is not None
+    return confirmed
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One date of a registration as its page shows it."""
+
+    event: Event
+    status: str
+    #: Place on the waiting list (1 = next), for waiting seats.
+    position: int | None = None
+
+
+def holdings(registration: Registration) -> list[Holding]:
+    """What a registration holds, date by date in time order."""
+    with read_connection("events") as conn:
+        found = []
+        for seat in store.seats_of(conn, registration.id):
+            event = schedule.get_event(seat.event_id, conn)
+            position = None
+            if seat.status == WAITING:
+                position = (
+                    1
+                    + conn.execute(
+                        sa.select(sa.func.count()).where(
+                            store.seats.c.event_id == seat.event_id,
+                            store.seats.c.status == WAITING,
+                            store.seats.c.queued_at < seat.queued_at,
+                        )
+                    ).scalar_one()
+                )
+            found.append(Holding(event, seat.status, position))
+    return sorted(found, key=lambda holding: (holding.event.starts_at, holding.event.id))
+
+
+def cancel(registration: Registration, event_ids: Iterable[int]) -> list[int]:
+    """Give back the places (or waiting-list places) at ``event_ids``; whoever waits
+    longest moves up. Returns the dates actually given back; a mail confirms them."""
+    wanted = set(event_ids)
+    now = utcnow()
+    with engine("events").begin() as conn:
+        current = sorted(
+            (
+                s for s in store.seats_of(conn, registration.id)
+                if s.event_id in wanted and s.status in ACTIVE_SEATS
+            ),
+            key=lambda seat: seat.event_id,  # the one locking order (see confirm)
+        )  # fmt: skip
+        outbox = []
+        for seat in current:
+            _set_seat(conn, registration.id, seat.event_id, CANCELLED)
+            if seat.status == SEATED:
+                outbox += fill_free_seats(conn, seat.event_id, now)
+        given_back = [seat.event_id for seat in current]
+        if given_back and registration.status == CONFIRMED:
+            outbox.append(
+                store.queue_mail(conn, registration.id, "cancelled", event_ids=given_back)
+            )
+    store.hand_over(outbox)
+    return given_back
