@@ -98,6 +98,8 @@ class Settings:
     #: Where the newsletter service reaches the other services' HTTP endpoints.
     subscribers_url: str = ""
     feeds_url: str = ""
+    #: Where the feeds service asks the events service for the series' dates.
+    events_url: str = ""
     #: Issue dispatch: messages per second and per hour for all workers together (0: no
     #: limit), and how many senders (SMTP connections) work on one issue at once.
     newsletter_rate_per_second: int = 0
@@ -291,6 +293,7 @@ def load_settings() -> Settings:
         login_failures_allowed=_int("KGI_LOGIN_FAILURES_ALLOWED", DEFAULT_LOGIN_FAILURES_ALLOWED),
         subscribers_url=os.environ.get("KGI_SUBSCRIBERS_URL", base_url).rstrip("/"),
         feeds_url=os.environ.get("KGI_FEEDS_URL", base_url).rstrip("/"),
+        events_url=os.environ.get("KGI_EVENTS_URL", base_url).rstrip("/"),
         newsletter_rate_per_second=_int("KGI_NEWSLETTER_RATE_PER_SECOND", 0),
         newsletter_rate_per_hour=_int("KGI_NEWSLETTER_RATE_PER_HOUR", 0),
         newsletter_senders=max(1, _int("KGI_NEWSLETTER_SENDERS", 4)),

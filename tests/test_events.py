@@ -481,3 +481,55 @@ def test_the_organisers_pages_pass_axe(site: str, language: str) -> None:
         assert page.locator("#capacity[aria-invalid=true]").count() == 1
         assert_accessible(page, "event form with an error")
         assert csp == []
+
+
+# --- the dates elsewhere: the API, the site's calendar, an issue -------------------------------
+
+
+def test_the_dates_reach_the_api_the_calendar_and_an_issue(site: str) -> None:
+    series, [online, on_site] = add_series(
+        {}, {"mode": "on_site", "place": "Rathaus Jena", "link": None}
+    )
+    programme.cancel_event(add_series(title="Abgesagt")[1][0])
+    api = httpx.get(site + path_for("events:api_dates"), params={"lang": "de"})
+    assert api.status_code == 200 and api.headers["access-control-allow-origin"] == "*"
+    dates = api.json()["dates"]
+    assert [d["id"] for d in dates] == [online, on_site]  # the cancelled one is not coming
+    assert dates[0]["when"] == "Montag, 18. März 2030, 10:00–12:00 Uhr"
+    assert dates[0]["event"]["start"] == "2030-03-18T10:00:00+01:00"
+    assert "meet.example.org" not in api.text  # the room's link is for participants only
+    assert httpx.get(site + path_for("events:api_dates"), params={"lang": "en"}).json() == {
+        "dates": []
+    }
+    for bad in ({"limit": "0"}, {"limit": "1e9"}, {"lang": "fr"}):
+        assert httpx.get(site + path_for("events:api_dates"), params=bad).status_code == 422
+
+    # The site's calendar: conference dates and the series' dates, with the invitation's UID.
+    for path in (path_for("feeds:calendar"), path_for("events:series_calendar", slug=series.slug)):
+        calendar = vobject.readOne(httpx.get(site + path).text)
+        entries = {entry.uid.value: entry for entry in calendar.vevent_list}
+        assert set(entries) == {f"event-{online}@127.0.0.1", f"event-{on_site}@127.0.0.1"}, path
+        assert entries[f"event-{on_site}@127.0.0.1"].location.value == "Rathaus Jena"
+        assert entries[f"event-{online}@127.0.0.1"].location.value == "Online"
+        start = entries[f"event-{online}@127.0.0.1"].dtstart.value
+        assert start.astimezone(UTC) == datetime(2030, 3, 18, 9, tzinfo=UTC)
+
+    # An editor picks a date for an issue; the issue lists it under its own heading.
+    from services.newsletter import compose, render
+    from services.newsletter import store as newsletter_store
+
+    editor = login(site, "redaktion@example.org", role="editor")
+    issue = compose.create_issue("de", "redaktion@example.org", "Infobrief März")
+    page = editor.get(path_for("newsletter:admin_issue", id=issue.id))
+    assert "Termine der Veranstaltungsreihen" in page.text
+    added = editor.post(
+        path_for("newsletter:admin_items", id=issue.id),
+        data={"csrf_token": csrf_of(page.text), "action": "add_dates", "date_id": str(on_site)},
+    )
+    assert added.status_code == 303
+    with engine("newsletter").connect() as conn:
+        contents = newsletter_store.issue_contents(conn, issue.id)
+        rendered = render.render_issue(newsletter_store.get_issue(conn, issue.id), contents)
+    assert [(c["service"], c["id"], c["kind"]) for c in contents] == [("events", on_site, "event")]
+    assert "Veranstaltungen" in rendered.html and "Rathaus Jena" in rendered.html
+    assert "Dienstag, 19. März 2030, 10:00–12:00 Uhr" in rendered.text

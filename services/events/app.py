@@ -10,6 +10,7 @@ from services.events import admin, public
 routes = [
     Route("/", public.series_list, methods=["GET"], name="list"),
     Route("/sent", public.sent, methods=["GET"], name="sent"),
+    Route("/api/dates", public.api_dates, methods=["GET"], name="api_dates"),
     Route("/confirm/{token}", public.confirm_page, methods=["GET"], name="confirm"),
     Route("/confirm/{token}", public.confirm_submit, methods=["POST"], name="confirm"),
     Route("/registration/{token}", public.registration_page, methods=["GET"], name="registration"),

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from shared.addresses import InvalidInput, clean_name, parse_address, parse_language
 from shared.sanitize import rich_text, web_address, writable
+from shared.web.forms import MAX_ROW_ID, number_up_to
 
 #: How an event takes place.
 ONLINE, ON_SITE = "online", "on_site"
@@ -153,9 +154,9 @@ def parse_event(raw: Mapping[str, str]) -> EventFields:
     capacity_text = (raw.get("capacity") or "").strip()
     capacity = None
     if capacity_text:
-        if not capacity_text.isdecimal() or not 1 <= int(capacity_text) <= MAX_CAPACITY:
+        capacity = number_up_to(capacity_text, MAX_CAPACITY)
+        if capacity is None:
             raise InvalidEvent("capacity", "The capacity is a whole number of seats, or empty.")
-        capacity = int(capacity_text)
     return EventFields(
         title=_text(raw, "title", MAX_TITLE, "The event needs a title."),
         starts_at=starts_at,
@@ -200,7 +201,7 @@ def parse_registration(
     if not name:
         raise InvalidInput("name", "Please enter your name.")
     whole = raw.get("whole_series") == "1"
-    picked = {int(value) for value in chosen if value.isdecimal() and len(value) < 12}
+    picked = {number_up_to(value, MAX_ROW_ID) for value in chosen}
     event_ids = tuple(open_ids) if whole else tuple(i for i in open_ids if i in picked)
     if not event_ids:
         raise InvalidInput("dates", "Please choose at least one date.")

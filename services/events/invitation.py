@@ -49,12 +49,15 @@ def _vevent(
     entry.add("dtend", event.ends_at.astimezone(zone))
     title = event.title if event.title == series.title else f"{series.title}: {event.title}"
     entry.add("summary", title)
-    if event.mode == ONLINE and event.link:
-        entry.add("location", event.link)
-        entry.add("url", event.link)
-    else:
+    if event.mode != ONLINE:
         entry.add("location", event.place)
-        entry.add("url", absolute_url_for("events:series", slug=series.slug))
+    elif attendee is not None and event.link:
+        # The room's link is for participants: in their invitation, never in the public
+        # calendar.
+        entry.add("location", event.link)
+    else:
+        entry.add("location", "Online")
+    entry.add("url", absolute_url_for("events:series", slug=series.slug))
     if series.summary:
         entry.add("description", series.summary)
     cancelled = method == CANCEL or event.cancelled_at is not None

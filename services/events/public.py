@@ -4,23 +4,33 @@ events' section of the home page."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from services.events import registration as flows
 from services.events import schedule, store
-from services.events.fields import parse_registration
+from services.events.fields import ON_SITE, parse_registration
 from services.events.invitation import calendar
 from services.events.store import ACTIVE_SEATS, PUBLISHED, Event, Series
 from services.events.times import when
 from shared.addresses import InvalidInput
 from shared.database import utcnow
-from shared.i18n import request_language
+from shared.errors import Invalid
+from shared.i18n import normalise_language, request_language, translate
 from shared.service import PageSection
 from shared.web.caching import weak_etag
-from shared.web.forms import HONEYPOT_FIELD, client_ip, form_endpoint, form_text
-from shared.web.paths import path_for
+from shared.web.forms import (
+    HONEYPOT_FIELD,
+    MAX_ROW_ID,
+    client_ip,
+    form_endpoint,
+    form_text,
+    number_up_to,
+)
+from shared.web.paths import absolute_url_for, path_for
 from shared.web.templates import render_page, render_text
 
 #: The fields of the registration form, besides the dates.
@@ -28,6 +38,9 @@ REGISTRATION_FIELDS = ("name", "email", "organisation", "municipality", "languag
 
 #: Upcoming dates on the home page.
 HOME_DATES = 3
+
+#: Most dates the API gives at once (a year of a busy network).
+API_LIMIT = 200
 
 
 def published_series(slug: str) -> Series:
@@ -163,11 +176,7 @@ def registration_cancel(request: Request, form: FormData) -> Response:
     if form_text(form, "all") == "1":
         wanted = held
     else:
-        wanted = {
-            int(v)
-            for v in form.getlist("dates")
-            if isinstance(v, str) and v.isdecimal() and len(v) < 12
-        }
+        wanted = {number_up_to(v, MAX_ROW_ID) for v in form.getlist("dates") if isinstance(v, str)}
     cancelled = flows.cancel(person, wanted & held)
     return _registration_page(request, person, cancelled=cancelled)
 
@@ -196,3 +205,46 @@ def home_sections(request: Request) -> list[PageSection]:
         when=lambda event: when(event, language),
     )
     return [PageSection(25, html)]
+
+
+def date_json(series: Series, event: Event) -> dict[str, object]:
+    """A date as other services and sites read it: shaped like a content item of the
+    feeds API (``kind`` "event", ``event`` with start, end and location), so the newsletter
+    lists it beside news. The online room's link is for participants only: not here."""
+    language = series.language
+    return {
+        "id": event.id,
+        "kind": "event",
+        "language": language,
+        "title": f"{series.title}: {event.title}",
+        "summary": series.summary,
+        "url": absolute_url_for("events:series", slug=series.slug) + f"#date-{event.id}",
+        "when": when(event, language),
+        "event": {
+            "start": event.starts_at.astimezone(ZoneInfo(event.timezone)).isoformat(),
+            "end": event.ends_at.astimezone(ZoneInfo(event.timezone)).isoformat(),
+            "timezone": event.timezone,
+            "location": event.place if event.mode == ON_SITE else translate("Online", language),
+        },
+        "mode": event.mode,
+        "seats_left": event.seats_left,
+        "sequence": event.sequence,
+        "updated_at": event.updated_at.isoformat() if event.updated_at else None,
+    }
+
+
+def api_dates(request: Request) -> Response:
+    """The coming dates of the published series as JSON (``?lang=``, ``?limit=``): for the
+    site's calendar, the newsletter and partner sites."""
+    raw_language = request.query_params.get("lang")
+    language = normalise_language(raw_language)
+    if raw_language and language is None:
+        raise Invalid("lang must be de or en.", "lang")
+    limit = number_up_to(request.query_params.get("limit", "50"), API_LIMIT)
+    if limit is None:
+        raise Invalid(f"limit must be a whole number from 1 to {API_LIMIT}.", "limit")
+    dates = schedule.upcoming_events(utcnow(), limit, language)
+    return JSONResponse(
+        {"dates": [date_json(series, event) for series, event in dates]},
+        headers={"Cache-Control": "public, max-age=60", "Access-Control-Allow-Origin": "*"},
+    )

@@ -126,25 +126,27 @@ def get_event(event_id: int, conn: Connection | None = None) -> Event:
     return Event(**row._mapping)
 
 
-def upcoming_events(now: datetime, limit: int) -> list[tuple[Series, Event]]:
-    """The next events of published series, with their series, soonest first."""
+def upcoming_events(
+    now: datetime, limit: int, language: str | None = None
+) -> list[tuple[Series, Event]]:
+    """The next dates of published series (in ``language`` when given), not cancelled,
+    with their series, soonest first."""
     query = (
-        _EVENT_QUERY.add_columns(series.c.slug.label("series_slug"))
-        .join(series, series.c.id == events.c.series_id)
+        _EVENT_QUERY.join(series, series.c.id == events.c.series_id)
         .where(series.c.state == PUBLISHED, events.c.ends_at > now, events.c.cancelled_at.is_(None))
         .order_by(events.c.starts_at, events.c.id)
         .limit(limit)
     )
+    if language is not None:
+        query = query.where(series.c.language == language)
     with read_connection("events") as conn:
         rows = list(conn.execute(query))
     found: dict[int, Series] = {}
     pairs = []
     for row in rows:
-        values = dict(row._mapping)
-        values.pop("series_slug")
         if row.series_id not in found:
             found[row.series_id] = get_series(row.series_id)
-        pairs.append((found[row.series_id], Event(**values)))
+        pairs.append((found[row.series_id], Event(**row._mapping)))
     return pairs
 
 

@@ -136,7 +136,7 @@ event_mails = sa.Table(
 
 
 #: Addresses a series cannot have: the fixed pages beside the series' own (see app.py).
-RESERVED_SLUGS = frozenset({"admin", "sent", "confirm", "registration"})
+RESERVED_SLUGS = frozenset({"admin", "api", "sent", "confirm", "registration"})
 
 
 class NoSuchSeries(NotFound):

@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from services.feeds import cache, downloads, listing, media, revisions, store
+from services.feeds.calendar_feed import render_calendar
 from services.feeds.item_fields import EARLIEST_DATE, LATEST_DATE, MAX_TAG_LENGTH, row_id
 from services.feeds.listing import ItemFilter
 from services.feeds.store import KINDS
-from services.feeds.syndication import FeedQuery, item_url, render_calendar, render_feed
+from services.feeds.syndication import FeedQuery, item_url, render_feed
 from shared.config import get_settings
 from shared.database import read_connection, utcnow
 from shared.errors import Invalid, NotFound

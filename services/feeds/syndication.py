@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode, urlsplit
 
-import icalendar
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -320,47 +319,3 @@ def _json_feed(
             ]
         entries.append(entry)
     return json.dumps(feed, ensure_ascii=False, indent=1).encode()
-
-
-def render_calendar(selection: ItemFilter) -> Rendered:
-    """Conference reports and announced events with dates, as an iCalendar feed."""
-    settings = get_settings()
-    host = urlsplit(settings.base_url).hostname or "localhost"
-    items, _ = public_items(
-        ItemFilter(
-            kind=CONFERENCE_REPORT,
-            tag=selection.tag,
-            language=selection.language,
-            include_partners=selection.include_partners,
-        ),
-        1000,
-    )
-    calendar = icalendar.Calendar()
-    calendar.add("prodid", "-//KGI-Infobrief//Conference calendar//DE")
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", "KGI – " + translate("Conferences", selection.language or "de"))
-    dated = [printable(item) for item in items if item.event_start]
-    for item in dated:
-        event = icalendar.Event()
-        event.add("uid", f"item-{item.id}@{host}")
-        event.add("dtstamp", item.updated_at)
-        event.add("summary", item.title)
-        event.add("dtstart", item.event_start)
-        # DTEND of an all-day event is exclusive: the day after the last day.
-        last_day = item.event_end or item.event_start
-        event.add("dtend", last_day + timedelta(days=1) if last_day < date.max else last_day)
-        if item.event_location:
-            event.add("location", item.event_location)
-        if item.summary:
-            event.add("description", item.summary)
-        event.add("url", item_url(item))
-        if item.event_organiser:
-            event.add(
-                "organizer", f"MAILTO:noreply@{host}", parameters={"CN": item.event_organiser}
-            )
-        calendar.add_component(event)
-    body = calendar.to_ical()
-    return Rendered(
-        body, MEDIA_TYPES["ics"], weak_etag(body), last_modified(dated), unchanged_until()
-    )

@@ -13,6 +13,7 @@ threadpool (``form_endpoint``).
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -148,21 +149,36 @@ def admin_new(request: Request, form: FormData) -> Response:
     return RedirectResponse(path_for("newsletter:admin_issue", id=issue.id), status_code=303)
 
 
-def _candidates(
-    request: Request, issue: store.Issue, contents: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Published items not yet in the issue, filtered by ``?type=`` and ``?tag=``, and
-    the feeds service's error message (None when it answered)."""
+@dataclass(frozen=True)
+class Candidates:
+    """What may still be added to an issue, and why a list is missing (its service did
+    not answer)."""
+
+    items: list[dict[str, Any]]
+    dates: list[dict[str, Any]]
+    errors: list[str]
+
+
+def _candidates(request: Request, issue: store.Issue, contents: list[dict[str, Any]]) -> Candidates:
+    """Published items (filtered by ``?type=`` and ``?tag=``) and the series' coming dates
+    not yet in the issue."""
     kind = request.query_params.get("type")
     tag = request.query_params.get("tag", "").strip()[:MAX_TAG_LENGTH] or None
+    present = {(item["service"], item["id"]) for item in contents}
+    found = Candidates([], [], [])
     try:
         available = peers.published_items(
             issue.language, kind=kind if kind in CONTENT_KINDS else None, tag=tag
         )
+        found.items.extend(i for i in available if (store.FEEDS, i["id"]) not in present)
     except peers.PeerUnavailable as exc:
-        return [], str(exc)
-    present = {item["id"] for item in contents}
-    return [item for item in available if item["id"] not in present], None
+        found.errors.append(str(exc))
+    try:
+        dates = peers.upcoming_dates(issue.language)
+        found.dates.extend(d for d in dates if (store.EVENTS, d["id"]) not in present)
+    except peers.PeerUnavailable as exc:
+        found.errors.append(str(exc))
+    return found
 
 
 @login_required()
@@ -172,7 +188,7 @@ def admin_issue(request: Request) -> Response:
         contents = store.issue_contents(conn, issue.id)
         history = store.issue_history(conn, issue.id)
     editable = issue.state in compose.EDITABLE
-    candidates, candidates_error = _candidates(request, issue, contents) if editable else ([], None)
+    candidates = _candidates(request, issue, contents) if editable else Candidates([], [], [])
     progress = (
         dispatch.progress(issue.id)
         if issue.audience_count or issue.state in ("sending", "paused")
@@ -192,7 +208,6 @@ def admin_issue(request: Request) -> Response:
             "contents": contents,
             "history": history,
             "candidates": candidates,
-            "candidates_error": candidates_error,
             "progress": progress,
             "feedback": feedback,
             "editable": editable,
@@ -228,6 +243,8 @@ def admin_items(request: Request, form: FormData) -> Response:
     actor = _actor(request)
     if action == "add":
         compose.add_items_by_id(issue_id, _row_ids(form.getlist("content_id")), actor)
+    elif action == "add_dates":
+        compose.add_dates_by_id(issue_id, _row_ids(form.getlist("date_id")), actor)
     elif action == "add_since_last":
         compose.add_since(issue_id, actor)
     elif action in ("up", "down"):

@@ -120,16 +120,21 @@ def update_texts(issue_id: int, fields: dict[str, Any], actor: str) -> None:
         store.log(conn, issue_id, actor, "edited", None, now)
 
 
-def add_items(issue_id: int, items: list[dict[str, Any]], actor: str) -> int:
-    """Append content items (as the feeds API returns them); returns how many were new."""
+def add_items(
+    issue_id: int, items: list[dict[str, Any]], actor: str, source: str = store.FEEDS
+) -> int:
+    """Append items of ``source`` (as its API returns them: the feeds service's content,
+    the events service's dates); returns how many were new."""
     now = utcnow()
     added = 0
     with engine("newsletter").begin() as conn:
         _editable(conn, issue_id)
         present = {
-            row.content_id
+            (row.source, row.content_id)
             for row in conn.execute(
-                sa.select(issue_items.c.content_id).where(issue_items.c.issue_id == issue_id)
+                sa.select(issue_items.c.source, issue_items.c.content_id).where(
+                    issue_items.c.issue_id == issue_id
+                )
             )
         }
         position = conn.execute(
@@ -138,7 +143,7 @@ def add_items(issue_id: int, items: list[dict[str, Any]], actor: str) -> int:
             )
         ).scalar_one()
         for item in items:
-            if item["id"] in present:
+            if (source, item["id"]) in present:
                 continue
             position += 1
             conn.execute(
@@ -146,11 +151,12 @@ def add_items(issue_id: int, items: list[dict[str, Any]], actor: str) -> int:
                 {
                     "issue_id": issue_id,
                     "position": position,
+                    "source": source,
                     "content_id": item["id"],
                     "snapshot": json.dumps(item),
                 },
             )
-            present.add(item["id"])
+            present.add((source, item["id"]))
             added += 1
         if added:
             store.log(conn, issue_id, actor, "items added", str(added), now)
@@ -158,15 +164,27 @@ def add_items(issue_id: int, items: list[dict[str, Any]], actor: str) -> int:
     return added
 
 
-def add_items_by_id(issue_id: int, content_ids: list[int], actor: str) -> int:
-    """Add published items chosen by id (looked up in the feeds service)."""
+def _issue(issue_id: int) -> Issue:
     with read_connection("newsletter") as conn:
         issue = store.get_issue(conn, issue_id)
     if issue is None:
         raise NotFound("There is no such issue.")
+    return issue
+
+
+def add_items_by_id(issue_id: int, content_ids: list[int], actor: str) -> int:
+    """Add published items chosen by id (looked up in the feeds service)."""
     wanted = set(content_ids)
-    available = peers.published_items(issue.language)
+    available = peers.published_items(_issue(issue_id).language)
     return add_items(issue_id, [item for item in available if item["id"] in wanted], actor)
+
+
+def add_dates_by_id(issue_id: int, date_ids: list[int], actor: str) -> int:
+    """Add dates of the event series chosen by id (looked up in the events service)."""
+    wanted = set(date_ids)
+    available = peers.upcoming_dates(_issue(issue_id).language)
+    chosen = [date for date in available if date["id"] in wanted]
+    return add_items(issue_id, chosen, actor, source=store.EVENTS)
 
 
 def last_issue_start(language: str, before_issue: int | None = None) -> datetime | None:
@@ -181,10 +199,7 @@ def last_issue_start(language: str, before_issue: int | None = None) -> datetime
 def add_since(issue_id: int, actor: str, since: datetime | None = None) -> int:
     """Add everything published since ``since`` (default: since the last issue went out),
     oldest first."""
-    with read_connection("newsletter") as conn:
-        issue = store.get_issue(conn, issue_id)
-    if issue is None:
-        raise NotFound("There is no such issue.")
+    issue = _issue(issue_id)
     since = since or last_issue_start(issue.language, issue_id)
     found = peers.published_items(issue.language, since=since)
     network_only = [item for item in found if item.get("origin") == "network"]

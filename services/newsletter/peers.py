@@ -69,6 +69,20 @@ def published_items(
         raise PeerUnavailable(f"the content service did not answer: {exc}") from None
 
 
+def upcoming_dates(language: str) -> list[dict[str, Any]]:
+    """The coming dates of the published event series in ``language``, soonest first,
+    from the events service's public API."""
+    try:
+        with _client(get_settings().events_url) as client:
+            response = client.get(
+                path_for("events:api_dates"), params={"lang": language, "limit": "200"}
+            )
+            response.raise_for_status()
+            return list(response.json()["dates"])
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise PeerUnavailable(f"the events service did not answer: {exc}") from None
+
+
 def audience(language: str) -> Iterator[dict[str, Any]]:
     """Confirmed subscribers of ``language``, streamed one record at a time."""
     try:

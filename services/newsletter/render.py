@@ -42,7 +42,7 @@ UNSUBSCRIBE_URL = "https://kgi-placeholder.invalid/unsubscribe"
 PREFERENCES_URL = "https://kgi-placeholder.invalid/preferences"
 
 #: Sections of an issue, in this order, by content type.
-SECTIONS = (("news", "News"), ("conference_report", "Conference reports"))
+SECTIONS = (("news", "News"), ("conference_report", "Conference reports"), ("event", "Events"))
 
 #: Put back in front of the rendered issue: premailer keeps lxml's doctype only when the
 #: source starts with exactly this spelling, so the template's ``<!doctype html>`` is

@@ -59,6 +59,10 @@ issues = sa.Table(
     sa.Column("creator_language", sa.String(2)),
 )
 
+#: Where an issue's items come from: published content, and the event series' dates.
+FEEDS, EVENTS = "feeds", "events"
+ITEM_SOURCES = (FEEDS, EVENTS)
+
 issue_items = sa.Table(
     "issue_items",
     metadata,
@@ -71,10 +75,12 @@ issue_items = sa.Table(
         index=True,
     ),
     sa.Column("position", sa.Integer, nullable=False),
+    # Which service the item comes from (ITEM_SOURCES), and its id there.
+    sa.Column("source", sa.String(16), nullable=False, server_default=FEEDS),
     sa.Column("content_id", sa.Integer, nullable=False),
-    # A copy of the item as the feeds service published it: the issue stays as sent.
+    # A copy of the item as its service published it: the issue stays as sent.
     sa.Column("snapshot", sa.Text, nullable=False),
-    sa.UniqueConstraint("issue_id", "content_id", name="uq_issue_items_content"),
+    sa.UniqueConstraint("issue_id", "source", "content_id", name="uq_issue_items_content"),
 )
 
 issue_log = sa.Table(
@@ -174,14 +180,21 @@ def issue_of(issue_id: int) -> Issue:
 
 
 def issue_contents(conn: Connection, issue_id: int) -> list[dict[str, Any]]:
-    """The issue's items in order: snapshots with their row id and position."""
+    """The issue's items in order: snapshots with their row id, position and the service
+    they come from (``service``: a snapshot's own ``source`` is a partner's name)."""
     rows = conn.execute(
         sa.select(issue_items)
         .where(issue_items.c.issue_id == issue_id)
         .order_by(issue_items.c.position)
     )
     return [
-        {**json.loads(row.snapshot), "row_id": row.id, "position": row.position} for row in rows
+        {
+            **json.loads(row.snapshot),
+            "service": row.source,
+            "row_id": row.id,
+            "position": row.position,
+        }
+        for row in rows
     ]
 
 

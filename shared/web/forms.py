@@ -160,7 +160,7 @@ def form_text(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _number_up_to(text: str, largest: int) -> int | None:
+def number_up_to(text: str, largest: int) -> int | None:
     """``text`` as a whole number in 1..``largest``, else None (signs, spaces, other
     scripts' digits and thousands of digits included: ``int()`` accepts some of those)."""
     if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)):
@@ -174,7 +174,7 @@ def parse_row_id(raw: object, what: str = "item") -> int:
 
     The database's 64-bit integers cannot even be asked about a larger one.
     """
-    number = _number_up_to(raw.strip(), MAX_ROW_ID) if isinstance(raw, str) else None
+    number = number_up_to(raw.strip(), MAX_ROW_ID) if isinstance(raw, str) else None
     if number is None:
         raise Invalid(f"There is no such {what}.")
     return number
@@ -182,7 +182,7 @@ def parse_row_id(raw: object, what: str = "item") -> int:
 
 def page_number(request: Request) -> int:
     """``?page=`` as a number from 1 (the default) to MAX_PAGE; 404 for anything else."""
-    number = _number_up_to(request.query_params.get("page", "").strip() or "1", MAX_PAGE)
+    number = number_up_to(request.query_params.get("page", "").strip() or "1", MAX_PAGE)
     if number is None:
         raise NotFound("There is no such page.")
     return number
