@@ -13,6 +13,7 @@ import io
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -457,13 +458,17 @@ def test_who_may_do_what_with_series(site: str) -> None:
 
 
 @pytest.mark.parametrize("language", ["de", "en"])
-def test_the_organisers_pages_pass_axe(site: str, language: str) -> None:
+def test_the_pages_pass_axe_in_both_languages(site: str, language: str) -> None:
     series, [event] = add_series({"capacity": 2})
-    confirmed_registration(series, "lea@example.org", [event])
+    person = confirmed_registration(series, "lea@example.org", [event])
     admin = login(site)
+    own_page = urlsplit(registration.manage_url(person)).path
     with chromium() as browser, page_as(browser, site, admin) as (page, csp):
         for path in (
             path_for("events:list"),
+            path_for("events:series", slug=series.slug),
+            own_page,
+            path_for("events:sent"),
             path_for("events:admin"),
             path_for("events:admin_series", id=series.id),
             path_for("events:admin_event", id=event),

@@ -36,6 +36,9 @@ MAX_DURATION = timedelta(days=14)
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 
+#: What a series' address looks like (what :func:`slug_of` makes, a counter added).
+SLUG_SHAPE = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+
 
 class InvalidEvent(InvalidInput):
     """A field of a series or an event cannot be read; the message says why (shown to the

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.events.fields import EventFields, SeriesFields, slug_of
+from services.events.fields import SLUG_SHAPE, EventFields, SeriesFields, slug_of
 from services.events.store import (
     DRAFT,
     PUBLISHED,
@@ -50,6 +50,9 @@ _EVENT_QUERY = sa.select(
 
 def get_series(series_id: int | None = None, slug: str | None = None) -> Series:
     """A series by id or address; NoSuchSeries when there is none."""
+    if slug is not None and not SLUG_SHAPE.fullmatch(slug):
+        # No address has other characters, and PostgreSQL text cannot hold NUL: no query.
+        raise NoSuchSeries()
     query = sa.select(*_SERIES_COLUMNS)
     query = query.where(series.c.id == series_id if slug is None else series.c.slug == slug)
     with read_connection("events") as conn:
