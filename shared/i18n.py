@@ -51,6 +51,15 @@ def request_language(connection: HTTPConnection) -> str:
     )
 
 
+#: How the states of the editorial workflow (items, event series) are called on pages:
+#: "pending" alone would read as the sign-ups' "unconfirmed".
+WORKFLOW_STATE_LABELS = {
+    "draft": "draft",
+    "pending": "in review",
+    "published": "published",
+    "retracted": "retracted",
+}
+
 #: Names of months and weekdays by language: written out here rather than taken from
 #: the C locale, which a server may not have installed (and ``%B`` reads process-wide).
 MONTHS = {

@@ -98,13 +98,25 @@ def seat_states(event_id: int) -> dict[str, str]:
         return {row.email: row.status for row in rows}
 
 
+def invitations_of(mail: Any) -> list[tuple[str, Any]]:
+    """(METHOD, parsed calendar) of each iCalendar attachment, read by vobject: one date
+    each, as RFC 5546 wants one UID per REQUEST or CANCEL."""
+    found = []
+    for part in mail.message.iter_attachments():
+        if part.get_content_type() != "text/calendar":
+            continue
+        method = part.get_param("method")
+        parsed = vobject.readOne(part.get_content())
+        assert parsed.method.value == method and len(parsed.vevent_list) == 1
+        found.append((method, parsed))
+    return found
+
+
 def invitation_of(mail: Any) -> tuple[str, Any]:
-    """(METHOD, parsed calendar) of a mail's iCalendar attachment, read by vobject."""
+    """The one invitation of a mail about one date."""
+    [(method, parsed)] = invitations_of(mail)
     [part] = [p for p in mail.message.iter_attachments() if p.get_content_type() == "text/calendar"]
     assert part.get_filename() == "invite.ics"
-    method = part.get_param("method")
-    parsed = vobject.readOne(part.get_content())
-    assert parsed.method.value == method
     return method, parsed
 
 
@@ -202,12 +214,12 @@ def test_registration_journey_in_chromium(site: str, worker: Any, smtp: Any) -> 
     assert seat_states(ids[1])["Lea.Becker@example.org"] == "waiting"
     [done] = wait_for(lambda: mails_to(smtp, "Lea.Becker@example.org", "Ihre Anmeldung:"))
     assert done.message.get_content_type() == "multipart/mixed"
-    assert "Warteliste, Platz 1" in done.part("plain")
+    assert "Termin 2 (Warteliste, Platz 1)" in " ".join(done.part("plain").split())
     assert link_in(done.part("plain"), MANAGE_PATH)
-    method, calendar = invitation_of(done)
-    # The places held are in the invitation; the waiting-list date is not (yet).
-    assert method == "REQUEST"
-    entries = sorted(calendar.vevent_list, key=lambda entry: entry.dtstart.value)
+    # One invitation per date held; the waiting-list date has none (yet).
+    found = invitations_of(done)
+    assert {method for method, _ in found} == {"REQUEST"}
+    entries = sorted((c.vevent for _, c in found), key=lambda entry: entry.dtstart.value)
     assert len(entries) == 2
     start = entries[0].dtstart.value
     assert (start.hour, start.minute) == (10, 0)
@@ -302,6 +314,94 @@ def test_simultaneous_confirmations_never_overbook() -> None:
     assert schedule.get_event(event).taken == 3
 
 
+def at_once(*calls: Any) -> list[Any]:
+    """Run the calls in threads released together; their results (or errors)."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(number: int, call: Any) -> None:
+        barrier.wait()
+        try:
+            results[number] = call()
+        except Exception as exc:  # reported to the test
+            results[number] = exc
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def outbox_kinds(email: str) -> list[str]:
+    with engine("events").connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(store.event_mails.c.kind)
+                .join(store.registrations)
+                .where(store.registrations.c.email_key == email)
+                .order_by(store.event_mails.c.id)
+            ).scalars()
+        )
+
+
+def test_simultaneous_cancellations_lose_no_place_and_mail_once() -> None:
+    series, [event] = add_series({"capacity": 1})
+    seated = confirmed_registration(series, "seated@example.org", [event])
+    first = confirmed_registration(series, "first@example.org", [event])
+    confirmed_registration(series, "second@example.org", [event])
+    # The one holding the place and the first waiting cancel at the same moment; the
+    # first waiting also clicks twice.
+    results = at_once(
+        lambda: registration.cancel(seated, [event]),
+        lambda: registration.cancel(first, [event]),
+        lambda: registration.cancel(first, [event]),
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(map(len, results)) == [0, 1, 1]
+    assert seat_states(event) == {
+        "seated@example.org": "cancelled",
+        "first@example.org": "cancelled",
+        "second@example.org": "confirmed",
+    }
+    assert outbox_kinds("first@example.org") == ["confirm", "registered", "cancelled"]
+    assert outbox_kinds("second@example.org") == ["confirm", "registered", "moved_up"]
+    # A form sent twice at once by a new address: one registration, no error.
+    person = form("double@example.org", [event])
+    results = at_once(*[lambda: registration.register(series, person, [event])] * 2)
+    assert results == [None, None]
+    assert outbox_kinds("double@example.org") in (["confirm"], ["confirm", "confirm"])
+
+
+def test_a_link_never_opens_another_persons_registration() -> None:
+    series, [event] = add_series()
+    registration.register(series, form("lea@example.org", [event]), [event])
+    with engine("events").connect() as conn:
+        pending = store.registration(
+            conn, conn.execute(sa.select(store.registrations.c.id)).scalar_one()
+        )
+    assert pending is not None
+    token = registration.confirmation_url(pending).split("/confirm/")[1].split("?")[0]
+    person = registration.confirm(token)
+    assert registration.registration_to_confirm(token).id == person.id  # still shows it
+    # Purged, and the id given to someone else (SQLite reuses the highest id).
+    with engine("events").begin() as conn:
+        conn.execute(store.event_mails.delete())
+        conn.execute(store.seats.delete())
+        conn.execute(
+            store.registrations.update()
+            .where(store.registrations.c.id == person.id)
+            .values(email="other@example.org", email_key="other@example.org", manage_key="x" * 32)
+        )
+    with pytest.raises(registration.LinkExpired):
+        registration.registration_to_confirm(token)
+    with pytest.raises(registration.LinkExpired):
+        registration.registration_to_manage(
+            registration.manage_url(person).split("/registration/")[1].split("?")[0]
+        )
+
+
 # --- organisers' changes, reminders, purge -------------------------------------------------
 
 
@@ -329,7 +429,9 @@ def test_changes_and_cancellations_reach_everyone_registered(
     assert method == "REQUEST" and calendar.vevent.sequence.value == "1"
     assert calendar.vevent.dtstart.value.hour == 14
     assert "https://meet.example.org/neu" in changed.part("plain")
-    wait_for(lambda: mails_to(smtp, "waiting@example.org", "Ein Platz ist für Sie frei"))
+    [moved] = wait_for(lambda: mails_to(smtp, "waiting@example.org", "Ein Platz ist für Sie frei"))
+    assert "https://meet.example.org/neu" in moved.part("plain")
+    assert not mails_to(smtp, "waiting@example.org", "Geändert")  # one mail for one edit
 
     cancel = admin.post(
         path_for("events:admin_event_cancel", id=event), data={"csrf_token": fields["csrf_token"]}
@@ -455,6 +557,14 @@ def test_who_may_do_what_with_series(site: str) -> None:
     )
     home = httpx.get(site + path_for("portal:home"))
     assert path_for("events:series", slug=series.slug) in home.text
+    # A series with people registered is not taken off the site without a word to them.
+    admin = login(site)
+    retract = admin.post(
+        path_for("events:admin_move", id=series.id),
+        data={"csrf_token": csrf_of(admin.get(path_for("events:admin")).text), "move": "retract"},
+    )
+    assert retract.status_code == 409 and "Sagen Sie diese Termine zuerst ab" in retract.text
+    assert schedule.get_series(series.id).state == store.PUBLISHED
 
 
 @pytest.mark.parametrize("language", ["de", "en"])

@@ -31,6 +31,10 @@ MAX_TITLE, MAX_SUMMARY, MAX_PLACE, MAX_LINK, MAX_ORGANISATION = 200, 500, 300, 1
 #: Largest capacity accepted: a typing error beyond, and no online room holds more.
 MAX_CAPACITY = 100_000
 
+#: Years an event may lie in: the time zone rules icalendar writes into invitations
+#: (VTIMEZONE) reach to 2037; a date beyond would be an hour off in some calendars.
+YEARS = (2000, 2037)
+
 #: Longest event accepted (a conference of several days, not a typing error of a year).
 MAX_DURATION = timedelta(days=14)
 
@@ -124,7 +128,7 @@ def _local_time(
         local = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidEvent(name, "Please give a date and time such as 2027-03-18 10:00.") from None
-    if local.tzinfo is not None or not 2000 <= local.year <= 2200:
+    if local.tzinfo is not None or not YEARS[0] <= local.year <= YEARS[1]:
         raise InvalidEvent(name, "Please give a date and time such as 2027-03-18 10:00.")
     return local.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
 

@@ -19,6 +19,7 @@ import icalendar
 from services.events.fields import ONLINE
 from services.events.store import Event, Series
 from shared.config import get_settings
+from shared.database import utcnow
 from shared.mail.headers import parse_mailbox
 from shared.mail.message import Attachment
 from shared.web.paths import absolute_url_for
@@ -44,7 +45,9 @@ def _vevent(
     entry = icalendar.Event()
     entry.add("uid", event_uid(event))
     entry.add("sequence", event.sequence)
-    entry.add("dtstamp", event.updated_at)
+    # When this message was made (RFC 5546 3.2): of two with one SEQUENCE, a calendar
+    # applies the later, so a new invitation after a cancellation is not taken as old.
+    entry.add("dtstamp", utcnow())
     entry.add("dtstart", event.starts_at.astimezone(zone))
     entry.add("dtend", event.ends_at.astimezone(zone))
     title = event.title if event.title == series.title else f"{series.title}: {event.title}"
@@ -102,12 +105,17 @@ def calendar(
     return document.to_ical()
 
 
-def invitation(
+def invitations(
     series: Series, entries: Sequence[Event], method: str, attendee: tuple[str, str]
-) -> Attachment:
-    """The calendar attachment of a mail."""
-    return Attachment(
-        INVITATION_FILENAME,
-        f'text/calendar; charset="utf-8"; method={method}',
-        calendar(series, entries, method, attendee),
-    )
+) -> list[Attachment]:
+    """The calendar attachments of a mail: one per date, as RFC 5546 wants one UID per
+    REQUEST or CANCEL (calendar programs read only the first event of a file)."""
+    many = len(entries) > 1
+    return [
+        Attachment(
+            f"invite-{number}.ics" if many else INVITATION_FILENAME,
+            f'text/calendar; charset="utf-8"; method={method}',
+            calendar(series, [event], method, attendee),
+        )
+        for number, event in enumerate(entries, 1)
+    ]

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from services.events import registration as flows
 from services.events import schedule, store
-from services.events.invitation import CANCEL, REQUEST, invitation
-from services.events.store import SEATED, WAITING, Event, Registration
+from services.events.invitation import CANCEL, REQUEST, invitations
+from services.events.store import ACTIVE_SEATS, SEATED, WAITING, Event, Registration
 from services.events.times import when
 from shared.addresses import parse_address
 from shared.config import get_settings
@@ -61,10 +61,10 @@ class Letter:
 
     subject: str
     context: dict[str, object]
-    attachment: Attachment | None = None
+    attachments: list[Attachment]
 
 
-def _events_named(registration_id: int, row: sa.Row) -> list[Event]:
+def _events_named(row: sa.Row) -> list[Event]:
     if not row.event_ids:
         return []
     ids = [int(part) for part in row.event_ids.split(",")]
@@ -88,24 +88,30 @@ def _letter(row: sa.Row, person: Registration) -> Letter | str:
         "manage_url": flows.manage_url(person),
     }
     title = series.title
-    attachment = None
+    attachments: list[Attachment] = []
     if row.kind == "confirm":
         if person.confirm_nonce is None:
             return "not sent: nothing awaits confirmation any more"
         context["confirmation_url"] = flows.confirmation_url(person)
     elif row.kind == "registered":
-        seated = [h.event for h in holdings if h.status == SEATED]
-        if seated:
-            attachment = invitation(series, seated, REQUEST, attendee)
+        seated = [h.event for h in holdings if h.status == SEATED and not h.event.cancelled_at]
+        context["any_place"] = any(
+            h.status in (SEATED, WAITING) and not h.event.cancelled_at for h in holdings
+        )
+        attachments = invitations(series, seated, REQUEST, attendee)
     elif row.kind == "cancelled":
-        given_back = _events_named(person.id, row)
+        # Dates taken again since are not cancelled: their calendar entry must stay.
+        given_back = [e for e in _events_named(row) if seat_of.get(e.id) not in ACTIVE_SEATS]
+        if not given_back:
+            return "not sent: the dates were taken again"
         context["events"] = given_back
-        attachment = invitation(series, given_back, CANCEL, attendee) if given_back else None
+        attachments = invitations(series, given_back, CANCEL, attendee)
     elif row.kind in ABOUT_ONE_EVENT:
         event = schedule.get_event(row.event_id)
         context["event"] = event
         title = event.title
         status = seat_of.get(event.id)
+        context["seated"] = status == SEATED
         if row.kind in ("moved_up", "reminder") and status != SEATED:
             return "not sent: the place was given back"
         if row.kind == "reminder" and event.cancelled_at is not None:
@@ -113,11 +119,12 @@ def _letter(row: sa.Row, person: Registration) -> Letter | str:
         if row.kind == "changed" and status not in (SEATED, WAITING):
             return "not sent: no longer registered for this date"
         if row.kind == "event_cancelled":
-            attachment = invitation(series, [event], CANCEL, attendee)
+            attachments = invitations(series, [event], CANCEL, attendee)
         elif status == SEATED and row.kind != "reminder":
-            attachment = invitation(series, [event], REQUEST, attendee)
+            attachments = invitations(series, [event], REQUEST, attendee)
+    context["invited"] = bool(attachments) and attachments[0].content_type.endswith(REQUEST)
     subject = translate(SUBJECTS[row.kind], language).format(title=title)
-    return Letter(subject, context, attachment)
+    return Letter(subject, context, attachments)
 
 
 def compose(row: sa.Row, person: Registration) -> bytes | str:
@@ -133,7 +140,7 @@ def compose(row: sa.Row, person: Registration) -> bytes | str:
         text=wrap_text(render_text("mail/events/message.txt", language, **letter.context)),
         html=render_text("mail/events/message.html", language, **letter.context),
         message_id=f"<event-{row.kind}.{row.id}.{secrets.token_hex(6)}@{settings.mail_domain}>",
-        attachment=letter.attachment,
+        attachments=letter.attachments,
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from services.events import schedule, store
 from services.events.fields import EventFields
-from services.events.registration import fill_free_seats
+from services.events.registration import fill_free_seats, lock_event
 from shared.database import engine, utcnow
 
 #: The fields whose change is mailed to participants.
@@ -54,7 +54,7 @@ def update_event(event_id: int, fields: EventFields) -> int:
     now = utcnow()
     outbox: list[int] = []
     with engine("events").begin() as conn:
-        before = schedule.get_event(event_id, conn)
+        before = lock_event(conn, event_id)
         values = schedule.event_values(fields)
         notify = any(getattr(before, name) != values[name] for name in NOTIFIED_FIELDS)
         conn.execute(
@@ -66,18 +66,23 @@ def update_event(event_id: int, fields: EventFields) -> int:
                 sequence=before.sequence + (1 if notify else 0),
             )
         )
+        # Places added go to the waiting list first: who moves up is told by that mail.
+        moved = fill_free_seats(conn, event_id, now)
+        outbox += [entry.outbox_id for entry in moved]
         if notify and before.cancelled_at is None:
-            # Reminders already sent told the old time: the new one gets its own.
-            conn.execute(
-                store.seats.update()
-                .where(store.seats.c.event_id == event_id)
-                .values(reminded_at=None)
-            )
+            if (before.starts_at, before.timezone) != (values["starts_at"], values["timezone"]):
+                # A reminder already sent told the old time: the new one gets its own.
+                conn.execute(
+                    store.seats.update()
+                    .where(store.seats.c.event_id == event_id)
+                    .values(reminded_at=None)
+                )
+            told = {entry.registration_id for entry in moved}
             outbox += [
                 store.queue_mail(conn, holder, "changed", event_id=event_id)
                 for holder in _holders(conn, event_id)
+                if holder not in told
             ]
-        outbox += fill_free_seats(conn, event_id, now)
     store.hand_over(outbox)
     return len(outbox)
 
@@ -86,7 +91,7 @@ def cancel_event(event_id: int) -> int:
     """Cancel a date: everyone holding or waiting for a place is mailed; returns how many."""
     now = utcnow()
     with engine("events").begin() as conn:
-        before = schedule.get_event(event_id, conn)
+        before = lock_event(conn, event_id)
         if before.cancelled_at is not None:
             return 0
         conn.execute(

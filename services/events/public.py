@@ -14,7 +14,7 @@ from services.events import registration as flows
 from services.events import schedule, store
 from services.events.fields import ON_SITE, parse_registration
 from services.events.invitation import calendar
-from services.events.store import ACTIVE_SEATS, PUBLISHED, Event, Series
+from services.events.store import PUBLISHED, Event, Series
 from services.events.times import when
 from shared.addresses import InvalidInput
 from shared.database import utcnow
@@ -146,14 +146,16 @@ def _registration_page(
     cancelled: list[int] | None = None,
 ) -> Response:
     language = request_language(request)
+    holdings = flows.holdings(person)
+    now = utcnow()
     return render_page(
         request,
         "events/registration.html",
         {
             "person": person,
             "series": schedule.get_series(person.series_id),
-            "holdings": flows.holdings(person),
-            "active": ACTIVE_SEATS,
+            "holdings": holdings,
+            "cancellable": [h.event.id for h in holdings if flows.cancellable(h, now)],
             "confirming": confirming,
             "just_confirmed": just_confirmed,
             "cancelled": cancelled,
@@ -172,7 +174,8 @@ def registration_page(request: Request) -> Response:
 def registration_cancel(request: Request, form: FormData) -> Response:
     """Cancel the dates ticked (or all): waiting people move up, a mail confirms."""
     person = flows.registration_to_manage(request.path_params["token"])
-    held = {holding.event.id for holding in flows.holdings(person)}
+    now = utcnow()
+    held = {h.event.id for h in flows.holdings(person) if flows.cancellable(h, now)}
     if form_text(form, "all") == "1":
         wanted = held
     else:

@@ -71,7 +71,12 @@ class TooManyRegistrations(TooMany):
 def confirmation_url(registration: Registration) -> str:
     """The link of the confirmation mail (while a confirmation is outstanding)."""
     assert registration.confirm_nonce, "no confirmation outstanding"
-    token = make_token(CONFIRM_PURPOSE, {"id": registration.id, "s": registration.confirm_nonce})
+    # The manage key too: it outlives the confirmation, so an old link of a confirmed
+    # registration still shows it, and never another's that got the id after a purge.
+    token = make_token(
+        CONFIRM_PURPOSE,
+        {"id": registration.id, "s": registration.confirm_nonce, "k": registration.manage_key},
+    )
     return absolute_url_for("events:confirm", token=token) + f"?lang={registration.language}"
 
 
@@ -102,6 +107,8 @@ def _registration_of(purpose: str, token: str, max_age: int | None) -> Registrat
     if found is None:
         raise LinkExpired("This link is no longer valid. Please register again.")
     if purpose == CONFIRM_PURPOSE:
+        if not secrets.compare_digest(found.manage_key, str(payload.get("k", ""))):
+            raise LinkExpired("This link is no longer valid. Please register again.")
         if found.confirm_nonce is None and found.status == CONFIRMED:
             return found  # confirmed already: the link shows that again
         secret = found.confirm_nonce
@@ -137,6 +144,17 @@ def register(series: Series, form: RegistrationForm, open_ids: Iterable[int]) ->
     registered."""
     if not set(form.event_ids) <= set(open_ids):
         raise RegistrationClosed("Registration for these dates has closed.")
+    try:
+        outbox = _register(series, form)
+    except sa.exc.IntegrityError:
+        # The same address sent the form twice at once (a double click): the other
+        # request made the row first, so this one finds it now.
+        outbox = _register(series, form)
+    store.hand_over(outbox)
+
+
+def _register(series: Series, form: RegistrationForm) -> list[int]:
+    """One attempt at :func:`register`'s transaction; the outbox ids it queued."""
     key = f"event-confirm:{series.id}:{form.email_key}"
     now = utcnow()
     with engine("events").begin() as conn:
@@ -184,7 +202,7 @@ def register(series: Series, form: RegistrationForm, open_ids: Iterable[int]) ->
         for event_id in asked:
             values = {"status": REQUESTED, "queued_at": now, "updated_at": now, "reminded_at": None}
             if event_id in held:
-                _update_seat(conn, registration_id, event_id, **values)
+                _update_seat(conn, registration_id, event_id, held[event_id], **values)
             else:
                 conn.execute(
                     store.seats.insert().values(
@@ -195,39 +213,56 @@ def register(series: Series, form: RegistrationForm, open_ids: Iterable[int]) ->
         outbox = []
         if awaiting and ratelimit.hit(key, CONFIRMATIONS_PER_ADDRESS_PER_DAY, 86400):
             outbox.append(store.queue_mail(conn, registration_id, "confirm"))
-    store.hand_over(outbox)
+    return outbox
 
 
-def _lock(conn: Connection, event_id: int) -> Event:
-    # Locks the event's row on PostgreSQL for the rest of the transaction.
+def lock_event(conn: Connection, event_id: int) -> Event:
+    """The event, its row locked for the rest of the transaction on PostgreSQL (SQLite
+    runs one writer at a time anyway). Whoever changes its places locks it first, events
+    in the order of their ids, so two changes never interleave nor deadlock."""
     conn.execute(
         sa.select(store.events.c.id).where(store.events.c.id == event_id).with_for_update()
     )
     return schedule.get_event(event_id, conn)
 
 
-def _update_seat(conn: Connection, registration_id: int, event_id: int, **values: object) -> None:
-    conn.execute(
-        store.seats.update()
-        .where(
-            store.seats.c.registration_id == registration_id,
-            store.seats.c.event_id == event_id,
-        )
-        .values(**values)
+def _update_seat(
+    conn: Connection, registration_id: int, event_id: int, expected: str | None, **values: object
+) -> bool:
+    """Change a seat if it is still in the ``expected`` state (any with None): whether it
+    was. Every change checks, so one made twice at once happens once."""
+    query = store.seats.update().where(
+        store.seats.c.registration_id == registration_id, store.seats.c.event_id == event_id
     )
+    if expected is not None:
+        query = query.where(store.seats.c.status == expected)
+    return conn.execute(query.values(**values)).rowcount == 1
 
 
-def _set_seat(conn: Connection, registration_id: int, event_id: int, status: str) -> None:
+def _set_seat(
+    conn: Connection, registration_id: int, event_id: int, expected: str, status: str
+) -> bool:
     now = utcnow()
     # A place on the waiting list counts from the moment it was taken.
     since = {"queued_at": now} if status == WAITING else {}
-    _update_seat(conn, registration_id, event_id, status=status, updated_at=now, **since)
+    return _update_seat(
+        conn, registration_id, event_id, expected, status=status, updated_at=now, **since
+    )
 
 
-def fill_free_seats(conn: Connection, event_id: int, now: datetime) -> list[int]:
-    """Give free places of an event to the longest waiting people; the outbox ids of
-    their mails. Nothing moves up once the event has begun or was cancelled."""
-    event = _lock(conn, event_id)
+@dataclass(frozen=True)
+class MovedUp:
+    """Someone who got a place from the waiting list, and the mail telling them."""
+
+    registration_id: int
+    outbox_id: int
+
+
+def fill_free_seats(conn: Connection, event_id: int, now: datetime) -> list[MovedUp]:
+    """Give free places of an event to the longest waiting people, with a mail each.
+    Nothing moves up once the event has begun or was cancelled. Locks the event: every
+    change of its places runs one at a time."""
+    event = lock_event(conn, event_id)
     if event.cancelled_at is not None or event.starts_at <= now or event.seats_left == 0:
         return []
     query = (
@@ -237,11 +272,12 @@ def fill_free_seats(conn: Connection, event_id: int, now: datetime) -> list[int]
     )
     if event.seats_left is not None:
         query = query.limit(event.seats_left)
-    outbox = []
+    moved = []
     for registration_id in conn.execute(query).scalars().all():
-        _set_seat(conn, registration_id, event_id, SEATED)
-        outbox.append(store.queue_mail(conn, registration_id, "moved_up", event_id=event_id))
-    return outbox
+        if _set_seat(conn, registration_id, event_id, WAITING, SEATED):
+            mail = store.queue_mail(conn, registration_id, "moved_up", event_id=event_id)
+            moved.append(MovedUp(registration_id, mail))
+    return moved
 
 
 def confirm(token: str) -> Registration:
@@ -269,14 +305,14 @@ def confirm(token: str) -> Registration:
                 key=lambda seat: seat.event_id,
             )
             for seat in requested:
-                event = _lock(conn, seat.event_id)
+                event = lock_event(conn, seat.event_id)
                 if event.cancelled_at is not None or event.ends_at <= now:
                     status = CANCELLED
                 elif event.seats_left is None or (event.seats_left > 0 and not event.waiting):
                     status = SEATED
                 else:
                     status = WAITING
-                _set_seat(conn, registration.id, seat.event_id, status)
+                _set_seat(conn, registration.id, seat.event_id, REQUESTED, status)
             outbox.append(store.queue_mail(conn, registration.id, "registered"))
         confirmed = store.registration(conn, registration.id)
     store.hand_over(outbox)
@@ -316,25 +352,42 @@ def holdings(registration: Registration) -> list[Holding]:
     return sorted(found, key=lambda holding: (holding.event.starts_at, holding.event.id))
 
 
+def cancellable(holding: Holding, now: datetime) -> bool:
+    """Whether one can still give this date back: held, not begun, not cancelled by the
+    organisers (a past date stays on the attendance list)."""
+    return (
+        holding.status in ACTIVE_SEATS
+        and holding.event.cancelled_at is None
+        and holding.event.starts_at > now
+    )
+
+
 def cancel(registration: Registration, event_ids: Iterable[int]) -> list[int]:
     """Give back the places (or waiting-list places) at ``event_ids``; whoever waits
     longest moves up. Returns the dates actually given back; a mail confirms them."""
-    wanted = set(event_ids)
     now = utcnow()
+    wanted = sorted(set(event_ids))
+    outbox: list[int] = []
+    given_back: list[int] = []
     with engine("events").begin() as conn:
-        current = sorted(
-            (
-                s for s in store.seats_of(conn, registration.id)
-                if s.event_id in wanted and s.status in ACTIVE_SEATS
-            ),
-            key=lambda seat: seat.event_id,  # the one locking order (see confirm)
-        )  # fmt: skip
-        outbox = []
-        for seat in current:
-            _set_seat(conn, registration.id, seat.event_id, CANCELLED)
-            if seat.status == SEATED:
-                outbox += fill_free_seats(conn, seat.event_id, now)
-        given_back = [seat.event_id for seat in current]
+        for event_id in wanted:  # the one locking order (see lock_event)
+            event = lock_event(conn, event_id)
+            if event.cancelled_at is not None or event.starts_at <= now:
+                continue
+            # Read after the lock: a place given meanwhile is seen as the place it is.
+            seat = conn.execute(
+                sa.select(store.seats.c.status).where(
+                    store.seats.c.registration_id == registration.id,
+                    store.seats.c.event_id == event_id,
+                )
+            ).scalar()
+            if seat not in ACTIVE_SEATS or not _set_seat(
+                conn, registration.id, event_id, seat, CANCELLED
+            ):
+                continue
+            given_back.append(event_id)
+            if seat == SEATED:
+                outbox += [moved.outbox_id for moved in fill_free_seats(conn, event_id, now)]
         if given_back and registration.status == CONFIRMED:
             outbox.append(
                 store.queue_mail(conn, registration.id, "cancelled", event_ids=given_back)

@@ -8,30 +8,36 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from services.events import store
-from services.events.store import CONFIRMED, SEATED, UNCONFIRMED
+from services.events.store import CONFIRMED, PUBLISHED, SEATED, UNCONFIRMED
 from shared.config import get_settings
 from shared.database import engine, utcnow
 
 #: How long before its start an event's reminder goes out ("the day before").
 REMINDER_LEAD = timedelta(hours=24)
 
+#: No reminder closer to the start than this: whoever got a place so late has just had
+#: the mail with everything, and "tomorrow" would be wrong.
+REMINDER_MIN_LEAD = timedelta(hours=3)
+
 
 def queue_reminders(now: datetime | None = None) -> list[int]:
-    """Queue the reminder of every confirmed place at an event starting within
-    :data:`REMINDER_LEAD`, once per place (the seat records it in the same transaction);
-    returns the outbox ids."""
+    """Queue the reminder of every confirmed place at a published series' event starting
+    between :data:`REMINDER_MIN_LEAD` and :data:`REMINDER_LEAD` from now, once per place
+    (the seat records it in the same transaction); returns the outbox ids."""
     now = now or utcnow()
     seats, events = store.seats, store.events
     due = (
         sa.select(seats.c.id, seats.c.registration_id, seats.c.event_id)
         .join(events, events.c.id == seats.c.event_id)
         .join(store.registrations, store.registrations.c.id == seats.c.registration_id)
+        .join(store.series, store.series.c.id == events.c.series_id)
         .where(
+            store.series.c.state == PUBLISHED,
             seats.c.status == SEATED,
             seats.c.reminded_at.is_(None),
             store.registrations.c.status == CONFIRMED,
             events.c.cancelled_at.is_(None),
-            events.c.starts_at > now,
+            events.c.starts_at > now + REMINDER_MIN_LEAD,
             events.c.starts_at <= now + REMINDER_LEAD,
         )
     )

@@ -23,6 +23,7 @@ import base64
 import re
 import secrets
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime
 
@@ -177,14 +178,14 @@ class PreparedMessage:
         html: str | None = None,
         unsubscribe: Unsubscribe | None = None,
         message_id: str | None = None,
-        attachment: Attachment | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> bytes:
         """The complete message for one recipient, CRLF line ends, DKIM-signed when a
         key is configured.
 
         ``to_address`` must be validated (ASCII domain); a display name that cannot be
         written safely is left out (see :func:`recipient_line`). Without ``html`` the
-        mail is plain text only; an ``attachment`` makes it multipart/mixed, the texts
+        mail is plain text only; ``attachments`` make it multipart/mixed, the texts
         first. Raises UnsafeHeader when another value cannot be
         written safely.
         """
@@ -216,17 +217,13 @@ class PreparedMessage:
                 _body(html),
                 f"--{boundary}--\r\n".encode(),
             ]
-        if attachment is not None:
-            # The texts become the first part of a multipart/mixed, the file the second.
+        if attachments:
+            # The texts become the first part of a multipart/mixed, the files follow.
             outer = "kgi-" + secrets.token_hex(12)
-            parts = [
-                b"\r\n",
-                f"--{outer}\r\n{content}".encode("ascii"),
-                *parts,
-                f"--{outer}\r\n".encode(),
-                attachment.part(),
-                f"--{outer}--\r\n".encode(),
-            ]
+            parts = [b"\r\n", f"--{outer}\r\n{content}".encode("ascii"), *parts]
+            for attachment in attachments:
+                parts += [f"--{outer}\r\n".encode(), attachment.part()]
+            parts.append(f"--{outer}--\r\n".encode())
             content = header_line("Content-Type", f'multipart/mixed; boundary="{outer}"')
         personal += content
         message = b"".join((self._static, personal.encode("ascii"), *parts))

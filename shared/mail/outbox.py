@@ -19,6 +19,7 @@ The engine's columns are :func:`outbox_columns`; each table adds what its servic
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from shared.mail.transport import (
     TemporaryMailError,
     thread_transport,
 )
+
+logger = logging.getLogger(__name__)
 
 #: The states of a row. ``claimed``: a sender owns it until ``claimed_until``;
 #: ``committed``: the message went out up to the final dot, so it counts as sent.
@@ -183,7 +186,15 @@ class Outbox:
         if not claimed:
             return Delivered("not claimed")
         [row] = claimed
-        outgoing = prepare(row)
+        try:
+            outgoing = prepare(row)
+        except Exception as exc:
+            # A mail that cannot be composed (a template error, a row its service cannot
+            # read) counts as a failed attempt: it is tried again with the engine's
+            # delay and ends as failed, instead of coming back with every sweep.
+            logger.exception("outbox %s row %s could not be composed", self.table.name, row.id)
+            state = self._retry_or_fail(row, owner, f"could not be composed: {exc!r}")
+            return Delivered(state, retry_delay(row.attempts + 1) if state == QUEUED else None)
         if isinstance(outgoing, str):
             self.skip([row.id], owner, outgoing)
             return Delivered(SKIPPED)

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config import get_settings
-from shared.i18n import LANGUAGES, request_language, translate
+from shared.i18n import LANGUAGES, WORKFLOW_STATE_LABELS, request_language, translate
 from shared.web import paths
 from shared.web.forms import csrf_token
 from shared.web.sessions import current_user
@@ -139,6 +139,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["languages"] = LANGUAGES
+    env.globals["workflow_state"] = WORKFLOW_STATE_LABELS
     # Links by route name (``url_for("feeds:item", slug=...)``): never a literal path.
     env.globals["url_for"] = paths.path_for
     env.globals["absolute_url_for"] = paths.absolute_url_for
