@@ -282,13 +282,17 @@ def run_kgi(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 
 
 def login(site: str, email: str = "editor@example.org", role: str = "admin") -> Any:
-    """An httpx client logged in as a new account with ``role``."""
+    """An httpx client logged in as a new account with ``role``.
+
+    The account is made in this process, as ``kgi users add`` makes it (that command is
+    tested by itself in test_sessions.py): a ``kgi`` subprocess per login cost two
+    seconds of imports, and most tests log in twice."""
     import httpx
 
-    result = run_kgi(
-        "users", "add", email, "--role", role, "--password-stdin", stdin="correct horse battery\n"
-    )
-    assert result.returncode == 0, result.stderr
+    from shared.accounts.login import hash_password
+    from shared.accounts.store import save_user
+
+    save_user(email, hash_password("correct horse battery"), role)
     client = httpx.Client(base_url=site)
     page = client.get("/login")
     response = client.post(
