@@ -141,6 +141,7 @@ def clean_state() -> Iterator[None]:
     """Every test starts with empty tables, no rate-limit counters and no captured mail."""
     from kgi import registry
     from services.feeds import cache as feed_cache
+    from services.feeds.calendar_feed import forget_series_dates
     from shared.database import engine
     from shared.redis_client import get_redis
 
@@ -151,6 +152,7 @@ def clean_state() -> Iterator[None]:
             for table in reversed(registry.declared_tables(owner).sorted_tables):
                 conn.execute(table.delete())
     feed_cache.RENDERINGS.clear()
+    forget_series_dates()
     event_loop_guard.take()
     yield
     blocked = event_loop_guard.take()

@@ -456,7 +456,7 @@ def test_the_reminder_goes_out_once_the_day_before(site: str, worker: Any, smtp:
     queued = upkeep.queue_reminders()
     assert len(queued) == 1 and upkeep.queue_reminders() == []
     store.hand_over(queued)
-    [reminder] = wait_for(lambda: mails_to(smtp, "lea@example.org", "Morgen"))
+    [reminder] = wait_for(lambda: mails_to(smtp, "lea@example.org", "Erinnerung"))
     assert "https://meet.example.org/kgi" in reminder.part("plain")
     assert link_in(reminder.part("plain"), MANAGE_PATH)
 
@@ -648,3 +648,25 @@ def test_the_dates_reach_the_api_the_calendar_and_an_issue(site: str) -> None:
     assert [(c["service"], c["id"], c["kind"]) for c in contents] == [("events", on_site, "event")]
     assert "Veranstaltungen" in rendered.html and "Rathaus Jena" in rendered.html
     assert "Dienstag, 19. März 2030, 10:00–12:00 Uhr" in rendered.text
+
+
+def test_the_site_calendar_skips_dates_it_cannot_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test of one function: the events service's answer replaced by a bad one."""
+    from services.feeds import calendar_feed
+    from services.feeds.listing import ItemFilter
+
+    good = {
+        "id": 7, "sequence": 0, "updated_at": "2030-01-01T00:00:00+00:00", "title": "Reihe: A",
+        "url": "https://kgi.example.org/events/reihe#date-7", "summary": "",
+        "event": {"start": "2030-03-18T10:00:00+01:00", "end": "2030-03-18T12:00:00+01:00",
+                  "timezone": "Europe/Berlin", "location": "Online"},
+    }  # fmt: skip
+    bad = [{"id": 8}, {**good, "event": {**good["event"], "timezone": "Mars/Base"}}, [1], None]
+    monkeypatch.setattr(calendar_feed, "_fetch", lambda language: [*bad, good])
+    rendered = calendar_feed.render_calendar(ItemFilter())
+    entries = vobject.readOne(rendered.body.decode()).vevent_list
+    assert [entry.uid.value for entry in entries] == ["event-7@127.0.0.1"]
+    # The events service away: the dates it gave last stay in the calendar.
+    monkeypatch.setattr(calendar_feed, "_fetch", lambda language: None)
+    monkeypatch.setattr(calendar_feed, "SERIES_DATES_FRESH", timedelta(0))
+    assert calendar_feed.series_dates(None) == [*bad, good]

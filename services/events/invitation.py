@@ -37,6 +37,11 @@ def event_uid(event: Event) -> str:
     return f"event-{event.id}@{host}"
 
 
+def full_title(series: Series, event: Event) -> str:
+    """A date's title wherever it stands alone (calendars, the API): with its series'."""
+    return event.title if event.title == series.title else f"{series.title}: {event.title}"
+
+
 def _vevent(
     series: Series, event: Event, method: str, attendee: tuple[str, str] | None
 ) -> icalendar.Event:
@@ -45,13 +50,13 @@ def _vevent(
     entry = icalendar.Event()
     entry.add("uid", event_uid(event))
     entry.add("sequence", event.sequence)
-    # When this message was made (RFC 5546 3.2): of two with one SEQUENCE, a calendar
-    # applies the later, so a new invitation after a cancellation is not taken as old.
-    entry.add("dtstamp", utcnow())
+    # An invitation or cancellation: when this message was made (RFC 5546 3.2), so of two
+    # with one SEQUENCE a calendar applies the later. A published calendar: the date's
+    # last change, so the file stays the same until something changes.
+    entry.add("dtstamp", event.updated_at if method == PUBLISH else utcnow())
     entry.add("dtstart", event.starts_at.astimezone(zone))
     entry.add("dtend", event.ends_at.astimezone(zone))
-    title = event.title if event.title == series.title else f"{series.title}: {event.title}"
-    entry.add("summary", title)
+    entry.add("summary", full_title(series, event))
     if event.mode != ONLINE:
         entry.add("location", event.place)
     elif attendee is not None and event.link:

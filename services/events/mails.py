@@ -45,7 +45,7 @@ SUBJECTS = {
     "confirm": "Please confirm your registration: {title}",
     "registered": "Your registration: {title}",
     "moved_up": "A place has become free for you: {title}",
-    "reminder": "Tomorrow: {title}",
+    "reminder": "Reminder: {title}",
     "changed": "Changed: {title}",
     "event_cancelled": "Cancelled: {title}",
     "cancelled": "Your cancellation: {title}",
@@ -119,7 +119,9 @@ def _letter(row: sa.Row, person: Registration) -> Letter | str:
         if row.kind == "changed" and status not in (SEATED, WAITING):
             return "not sent: no longer registered for this date"
         if row.kind == "event_cancelled":
-            attachments = invitations(series, [event], CANCEL, attendee)
+            # Only a place came with an invitation to take back.
+            if status == SEATED:
+                attachments = invitations(series, [event], CANCEL, attendee)
         elif status == SEATED and row.kind != "reminder":
             attachments = invitations(series, [event], REQUEST, attendee)
     context["invited"] = bool(attachments) and attachments[0].content_type.endswith(REQUEST)

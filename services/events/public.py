@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from services.events import registration as flows
 from services.events import schedule, store
 from services.events.fields import ON_SITE, parse_registration
-from services.events.invitation import calendar
+from services.events.invitation import calendar, full_title
 from services.events.store import PUBLISHED, Event, Series
 from services.events.times import when
 from shared.addresses import InvalidInput
@@ -219,7 +219,7 @@ def date_json(series: Series, event: Event) -> dict[str, object]:
         "id": event.id,
         "kind": "event",
         "language": language,
-        "title": f"{series.title}: {event.title}",
+        "title": full_title(series, event),
         "summary": series.summary,
         "url": absolute_url_for("events:series", slug=series.slug) + f"#date-{event.id}",
         "when": when(event, language),

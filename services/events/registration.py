@@ -25,7 +25,9 @@ from services.events.fields import RegistrationForm
 from services.events.store import (
     ACTIVE_SEATS,
     CANCELLED,
+    CLOSED,
     CONFIRMED,
+    PUBLISHED,
     REQUESTED,
     SEATED,
     UNCONFIRMED,
@@ -198,7 +200,9 @@ def _register(series: Series, form: RegistrationForm) -> list[int]:
                 table.update().where(table.c.id == found.id).values(**details, confirm_nonce=nonce)
             )
         held = {seat.event_id: seat.status for seat in store.seats_of(conn, registration_id)}
-        asked = [i for i in form.event_ids if held.get(i) not in ACTIVE_SEATS]
+        # In the order of the dates' ids, as lock_event takes them: a new seat's foreign
+        # key share-locks its date, which must not cross a place change the other way.
+        asked = sorted(i for i in form.event_ids if held.get(i) not in ACTIVE_SEATS)
         for event_id in asked:
             values = {"status": REQUESTED, "queued_at": now, "updated_at": now, "reminded_at": None}
             if event_id in held:
@@ -299,6 +303,8 @@ def confirm(token: str) -> Registration:
             )
         )
         if done.rowcount == 1 and registration.confirm_nonce is not None:
+            # A date begun, cancelled or taken off the site meanwhile gives no place.
+            live = schedule.get_series(registration.series_id).state == PUBLISHED
             # Events locked in one order (their ids) by everyone: no deadlock between two.
             requested = sorted(
                 (s for s in store.seats_of(conn, registration.id) if s.status == REQUESTED),
@@ -306,8 +312,8 @@ def confirm(token: str) -> Registration:
             )
             for seat in requested:
                 event = lock_event(conn, seat.event_id)
-                if event.cancelled_at is not None or event.ends_at <= now:
-                    status = CANCELLED
+                if event.cancelled_at is not None or event.starts_at <= now or not live:
+                    status = CLOSED
                 elif event.seats_left is None or (event.seats_left > 0 and not event.waiting):
                     status = SEATED
                 else:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from services.events.fields import SLUG_SHAPE, EventFields, SeriesFields, slug_of
 from services.events.store import (
+    ACTIVE_SEATS,
     DRAFT,
     PUBLISHED,
     RESERVED_SLUGS,
@@ -156,3 +157,19 @@ def upcoming_events(
 def event_values(fields: EventFields) -> dict[str, Any]:
     """The columns of an event's fields."""
     return {name: getattr(fields, name) for name in EventFields.__dataclass_fields__}
+
+
+def people_registered(series_id: int, now: datetime) -> int:
+    """Seats held, waited for or awaiting confirmation at a series' coming dates."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(seats.join(events, events.c.id == seats.c.event_id))
+        .where(
+            events.c.series_id == series_id,
+            events.c.cancelled_at.is_(None),
+            events.c.starts_at > now,
+            seats.c.status.in_(ACTIVE_SEATS),
+        )
+    )
+    with read_connection("events") as conn:
+        return int(conn.execute(query).scalar_one())

@@ -40,8 +40,11 @@ SERIES_STATES = (DRAFT, PENDING, PUBLISHED, RETRACTED)
 #: States of a registration: the address not yet confirmed, or confirmed.
 UNCONFIRMED, CONFIRMED = "pending", "confirmed"
 
-#: States of a seat (see the module's docstring).
-REQUESTED, SEATED, WAITING, CANCELLED = "requested", "confirmed", "waiting", "cancelled"
+#: States of a seat (see the module's docstring); ``closed``: the date had begun, was
+#: cancelled or its series taken off the site when the registration was confirmed.
+REQUESTED, SEATED, WAITING, CANCELLED, CLOSED = (
+    "requested", "confirmed", "waiting", "cancelled", "closed"
+)  # fmt: skip
 #: Seats that hold or wait for a place.
 ACTIVE_SEATS = (REQUESTED, SEATED, WAITING)
 

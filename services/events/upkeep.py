@@ -26,6 +26,9 @@ def queue_reminders(now: datetime | None = None) -> list[int]:
     (the seat records it in the same transaction); returns the outbox ids."""
     now = now or utcnow()
     seats, events = store.seats, store.events
+    window = sa.and_(
+        events.c.starts_at > now + REMINDER_MIN_LEAD, events.c.starts_at <= now + REMINDER_LEAD
+    )
     due = (
         sa.select(seats.c.id, seats.c.registration_id, seats.c.event_id)
         .join(events, events.c.id == seats.c.event_id)
@@ -37,16 +40,24 @@ def queue_reminders(now: datetime | None = None) -> list[int]:
             seats.c.reminded_at.is_(None),
             store.registrations.c.status == CONFIRMED,
             events.c.cancelled_at.is_(None),
-            events.c.starts_at > now + REMINDER_MIN_LEAD,
-            events.c.starts_at <= now + REMINDER_LEAD,
+            window,
         )
+        .order_by(seats.c.id)
     )
     outbox = []
     with engine("events").begin() as conn:
         for seat in conn.execute(due).all():
+            # Checked again in the update: a place given back or a date moved meanwhile
+            # gets no reminder.
+            still_due = sa.select(events.c.id).where(events.c.id == seat.event_id, window).exists()
             marked = conn.execute(
                 seats.update()
-                .where(seats.c.id == seat.id, seats.c.reminded_at.is_(None))
+                .where(
+                    seats.c.id == seat.id,
+                    seats.c.reminded_at.is_(None),
+                    seats.c.status == SEATED,
+                    still_due,
+                )
                 .values(reminded_at=now)
             )
             if marked.rowcount == 1:
@@ -75,9 +86,14 @@ def purge_registrations(now: datetime | None = None) -> int:
         table.c.requested_at < now - timedelta(seconds=settings.pending_ttl_seconds),
     )
     with engine("events").begin() as conn:
+        # The registrations locked first, as confirming locks them (then their seats): a
+        # purge and a late confirmation never wait for each other crosswise.
         gone = list(
             conn.execute(
-                sa.select(table.c.id).where(sa.or_(~still_relevant, unconfirmed))
+                sa.select(table.c.id)
+                .where(sa.or_(~still_relevant, unconfirmed))
+                .order_by(table.c.id)
+                .with_for_update(skip_locked=True)
             ).scalars()
         )
         for chunk in (gone[i : i + 500] for i in range(0, len(gone), 500)):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.feeds import content, downloads
 from services.feeds.store import Item
 from shared.database import read_connection
-from shared.web.forms import form_endpoint, parse_row_id
+from shared.web.forms import form_endpoint, parse_row_id, uploaded_file
 from shared.web.paths import path_for
 from shared.web.sessions import current_user, login_required
 
@@ -35,11 +35,10 @@ def _back(item: Item) -> Response:
 def attach_file(request: Request, form: FormData) -> Response:
     """Attach the uploaded file (a PDF, checked by its signature) to the item."""
     item, role = _item(request)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
+    upload = uploaded_file(form)
+    if upload is None:
         raise downloads.InvalidFile("Please choose a file.", "file")
-    # The spooled upload may sit on disk: reading it here, in the threadpool, is fine.
-    downloads.attach(item, role, upload.filename, upload.file.read())
+    downloads.attach(item, role, upload.filename, upload.data)
     return _back(item)
 
 

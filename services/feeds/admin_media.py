@@ -4,13 +4,13 @@ token like every form."""
 
 from __future__ import annotations
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.feeds import media
 from shared.errors import Invalid
-from shared.web.forms import form_endpoint
+from shared.web.forms import form_endpoint, uploaded_file
 from shared.web.sessions import login_required
 
 #: Largest upload request: the image and the form around it.
@@ -30,8 +30,7 @@ def image_list(request: Request) -> Response:
 def upload_image(request: Request, form: FormData) -> Response:
     """Store an image from the editor; answers ``{"location": URL}`` (what the editor
     expects), or 422 with the reason when it is no image we take."""
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
+    upload = uploaded_file(form)
+    if upload is None:
         raise Invalid("Please choose an image.", "file")
-    # The spooled upload may sit on disk: reading it here, in the threadpool, is fine.
-    return JSONResponse({"location": media.save_image(upload.file.read())})
+    return JSONResponse({"location": media.save_image(upload.data)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -19,7 +19,7 @@ from services.feeds.form_input import checked_form, text_field
 from shared.database import utcnow
 from shared.errors import BadRequest
 from shared.tasks import enqueue
-from shared.web.forms import form_endpoint
+from shared.web.forms import form_endpoint, uploaded_file
 from shared.web.paths import path_for
 from shared.web.sessions import current_user, login_required
 from shared.web.templates import render_page
@@ -138,12 +138,11 @@ def admin_export_opml(request: Request) -> Response:
 @form_endpoint(limit=OPML_BODY_LIMIT)
 def admin_import_opml(request: Request, form: FormData) -> Response:
     """Add every feed an OPML file lists; the sources page shows what each one did."""
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
+    upload = uploaded_file(form)
+    if upload is None:
         return _page(request, {}, None, 422, import_error="Please choose an OPML file.")
-    # The spooled upload may sit on disk: reading it here, in the threadpool, is fine.
     try:
-        definitions = opml.read_opml(upload.file.read())
+        definitions = opml.read_opml(upload.data)
     except opml.InvalidOpml as exc:
         return _page(request, {}, None, 422, import_error=str(exc))
     return _page(request, {}, None, 200, imported=partner_sources.add_sources(definitions))

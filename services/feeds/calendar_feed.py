@@ -5,16 +5,18 @@ A series' date has the same UID as the invitation its participants got
 (``event-<id>@<host>``), so a calendar program that has both shows it once, and its
 SEQUENCE, so a change replaces the entry. The series' dates are asked for at most once a
 :data:`SERIES_DATES_FRESH` per process (the rendering is kept that long at the most); if
-the events service does not answer, the calendar comes without them and is asked again
-after that time.
+the events service does not answer, the calendar keeps the dates it last had.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import icalendar
@@ -26,7 +28,7 @@ from services.feeds.syndication import MEDIA_TYPES, item_url, last_modified
 from shared.config import get_settings
 from shared.database import utcnow
 from shared.i18n import translate
-from shared.web.caching import Rendered, weak_etag
+from shared.web.caching import EPOCH, Rendered, weak_etag
 from shared.web.paths import path_for
 
 #: How long the calendar is kept before the series' dates are asked for again.
@@ -39,9 +41,27 @@ EVENTS_TIMEOUT_SECONDS = 5
 SERIES_DATES_LIMIT = 200
 
 
-def series_dates(language: str | None) -> list[dict[str, Any]]:
-    """The coming dates of the published series from the events service (empty when it
-    does not answer: the calendar still has the conference dates)."""
+@dataclass
+class _Fetched:
+    """The series' dates of one language as last fetched, and when."""
+
+    dates: list[dict[str, Any]]
+    at: float
+
+
+#: The last good answer per language (None: all), kept for when the events service is
+#: slow or away: a calendar app must not see the dates vanish and come back.
+_LAST_GOOD: dict[str | None, _Fetched] = {}
+_FETCHING = threading.Lock()
+
+
+def forget_series_dates() -> None:
+    """Drop the dates kept (the tests start each with nothing known)."""
+    _LAST_GOOD.clear()
+
+
+def _fetch(language: str | None) -> list[dict[str, Any]] | None:
+    """The dates from the events service, or None when it did not answer as expected."""
     params = {"limit": str(SERIES_DATES_LIMIT)}
     if language:
         params["lang"] = language
@@ -51,24 +71,53 @@ def series_dates(language: str | None) -> list[dict[str, Any]]:
         ) as client:
             response = client.get(path_for("events:api_dates"), params=params)
             response.raise_for_status()
-            return list(response.json()["dates"])
+            dates = response.json()["dates"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return []
+        return None
+    return dates if isinstance(dates, list) else None
+
+
+def series_dates(language: str | None) -> list[dict[str, Any]]:
+    """The coming dates of the published series: fetched at most once a
+    :data:`SERIES_DATES_FRESH` per process and language, by one thread at a time; the
+    others, and every caller while the events service does not answer, get the last good
+    answer (empty before the first)."""
+    kept = _LAST_GOOD.get(language)
+    if kept is not None and time.monotonic() - kept.at < SERIES_DATES_FRESH.total_seconds():
+        return kept.dates
+    # One fetch at a time; the others do not wait (in a single process the events
+    # service answers from the same threadpool they would be blocking).
+    if not _FETCHING.acquire(blocking=False):
+        return kept.dates if kept else []
+    try:
+        fetched = _fetch(language)
+        if fetched is not None:
+            _LAST_GOOD[language] = kept = _Fetched(fetched, time.monotonic())
+        return kept.dates if kept else []
+    finally:
+        _FETCHING.release()
 
 
 def _series_entry(found: dict[str, Any], host: str) -> icalendar.Event:
+    """A series' date from the events API as a VEVENT (KeyError, TypeError, ValueError or
+    ZoneInfoNotFoundError when it is not shaped as the API shapes it)."""
     zone = ZoneInfo(found["event"]["timezone"])
+    start = datetime.fromisoformat(found["event"]["start"])
+    end = datetime.fromisoformat(found["event"]["end"])
+    stamp = datetime.fromisoformat(found["updated_at"])
+    if start.tzinfo is None or end.tzinfo is None or stamp.tzinfo is None:
+        raise ValueError("times without a zone")
     entry = icalendar.Event()
-    entry.add("uid", f"event-{found['id']}@{host}")
+    entry.add("uid", f"event-{int(found['id'])}@{host}")
     entry.add("sequence", int(found["sequence"]))
-    entry.add("dtstamp", datetime.fromisoformat(found["updated_at"]))
-    entry.add("summary", found["title"])
-    entry.add("dtstart", datetime.fromisoformat(found["event"]["start"]).astimezone(zone))
-    entry.add("dtend", datetime.fromisoformat(found["event"]["end"]).astimezone(zone))
-    entry.add("location", found["event"]["location"])
+    entry.add("dtstamp", stamp)
+    entry.add("summary", str(found["title"]))
+    entry.add("dtstart", start.astimezone(zone))
+    entry.add("dtend", end.astimezone(zone))
+    entry.add("location", str(found["event"]["location"]))
     if found.get("summary"):
-        entry.add("description", found["summary"])
-    entry.add("url", found["url"])
+        entry.add("description", str(found["summary"]))
+    entry.add("url", str(found["url"]))
     return entry
 
 
@@ -113,11 +162,15 @@ def render_calendar(selection: ItemFilter) -> Rendered:
     # Series carry no tags: a calendar of one tag has none of their dates.
     dates = [] if selection.tag else series_dates(selection.language)
     for found in dates:
-        calendar.add_component(_series_entry(found, host))
+        try:
+            calendar.add_component(_series_entry(found, host))
+        except (KeyError, TypeError, ValueError, ZoneInfoNotFoundError):
+            continue  # a date the events service described in a way we cannot read
     calendar.add_missing_timezones()
     body = calendar.to_ical()
-    modified = max(
-        [last_modified(dated)] + [datetime.fromisoformat(d["updated_at"]) for d in dates]
-    ).replace(microsecond=0)
+    # A series' date that passed or was cancelled leaves the list without a trace to
+    # date: with series' dates in it, the calendar counts as changed when it was made
+    # (its ETag, made from the body, still answers a reader's If-None-Match).
+    modified = max(last_modified(dated), utcnow() if dates else EPOCH).replace(microsecond=0)
     keep_until = min(unchanged_until(), utcnow() + SERIES_DATES_FRESH)
     return Rendered(body, MEDIA_TYPES["ics"], weak_etag(body), modified, keep_until)

@@ -3,14 +3,14 @@ and removing members are for admins (both can take many off the map at once)."""
 
 from __future__ import annotations
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.members import store, transfer
 from services.members.fields import FIELDS, InvalidMember, parse_member, states_by_name
 from shared.i18n import request_language
-from shared.web.forms import form_endpoint, form_text
+from shared.web.forms import form_endpoint, form_text, uploaded_file
 from shared.web.paths import path_for
 from shared.web.sessions import current_user, login_required
 from shared.web.templates import render_page
@@ -140,12 +140,11 @@ def admin_export(request: Request) -> Response:
 @form_endpoint(limit=IMPORT_BODY_LIMIT)
 def admin_import(request: Request, form: FormData) -> Response:
     """Add and update members from a CSV file; the page shows what each row did."""
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
+    upload = uploaded_file(form)
+    if upload is None:
         return _list_page(request, 422, import_error="Please choose a CSV file.")
-    # The spooled upload may sit on disk: reading it here, in the threadpool, is fine.
     try:
-        report = transfer.import_csv(upload.file.read())
+        report = transfer.import_csv(upload.data)
     except transfer.ImportRefused as exc:
         return _list_page(request, 422, import_error=str(exc))
     return _list_page(request, report=report)

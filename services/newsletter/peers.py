@@ -79,7 +79,7 @@ def upcoming_dates(language: str) -> list[dict[str, Any]]:
             )
             response.raise_for_status()
             return list(response.json()["dates"])
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise PeerUnavailable(f"the events service did not answer: {exc}") from None
 
 

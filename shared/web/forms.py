@@ -10,10 +10,11 @@ import functools
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -152,6 +153,24 @@ def form_endpoint(
         return endpoint
 
     return decorate
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file sent with a form: the name the browser gave it, and its bytes."""
+
+    filename: str
+    data: bytes
+
+
+def uploaded_file(form: FormData, name: str = "file") -> UploadedFile | None:
+    """The file sent in the field ``name``, read; None when none was chosen (browsers send
+    an empty part without a name then) or text came in its place. The upload may be
+    spooled to disk: call this in the threadpool, as form handlers run."""
+    upload = form.get(name)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    return UploadedFile(upload.filename, upload.file.read())
 
 
 def form_text(form: FormData, name: str) -> str:

@@ -26,6 +26,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Without the source, a date would be read as the content item of the same id.
+    op.execute("DELETE FROM issue_items WHERE source = 'events'")
     with op.batch_alter_table("issue_items", recreate="auto") as batch:
         batch.drop_constraint("uq_issue_items_content", type_="unique")
         # Dates would collide with items of the same id once the source is gone.
