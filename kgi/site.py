@@ -26,8 +26,12 @@ def create_site(mail_catcher_page: bool = False) -> Router:
     routes: list[BaseRoute] = [_mount(part) for part in mounted if part.prefix]
     if mail_catcher_page:
         routes.append(Mount(MAIL_CATCHER_PREFIX, app=devmail.create_app(), name="devmail"))
-    routes.extend(_mount(part) for part in mounted if not part.prefix)  # the root, last
-    return Router(routes=routes)
+    root = [_mount(part) for part in mounted if not part.prefix]
+    routes.extend(root)  # the root, last
+    # A path no mount matches (one with a line break in it: a mount's pattern stops
+    # there) is answered by the root's app too, with our 404 page, not Starlette's bare
+    # text.
+    return Router(routes=routes, default=root[0].app if root else None)
 
 
 def create_service(name: str) -> Router:
@@ -36,4 +40,5 @@ def create_service(name: str) -> Router:
     if part.routes is None:
         raise SystemExit(f"{name} has no pages; choose from {', '.join(registry.servable())}")
     registry.setup()
-    return Router(routes=[_mount(part)])
+    mount = _mount(part)
+    return Router(routes=[mount], default=mount.app)

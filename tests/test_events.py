@@ -365,7 +365,12 @@ def test_simultaneous_cancellations_lose_no_place_and_mail_once() -> None:
         "first@example.org": "cancelled",
         "second@example.org": "confirmed",
     }
-    assert outbox_kinds("first@example.org") == ["confirm", "registered", "cancelled"]
+    # Either the first waiting gave back the waiting place, or (the holder being quicker)
+    # the place it had just moved up to (that mail is then skipped): one cancellation.
+    assert outbox_kinds("first@example.org") in (
+        ["confirm", "registered", "cancelled"],
+        ["confirm", "registered", "moved_up", "cancelled"],
+    )
     assert outbox_kinds("second@example.org") == ["confirm", "registered", "moved_up"]
     # A form sent twice at once by a new address: one registration, no error.
     person = form("double@example.org", [event])

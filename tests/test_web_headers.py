@@ -170,3 +170,15 @@ def test_trusted_proxy_must_be_one_address(monkeypatch: pytest.MonkeyPatch) -> N
             load_settings()
     monkeypatch.setenv("KGI_TRUSTED_PROXY", "::1")
     assert load_settings().trusted_proxy == "::1"
+
+
+def test_a_path_no_mount_can_match_gets_our_404(site: str) -> None:
+    # A mount's pattern stops at a line break: such a path used to fall through to
+    # Starlette's bare "Not Found" text, which the API documents as JSON (schemathesis
+    # found it on /subscribers/internal/issues/{id}/feedback).
+    for path in ("/subscribers/internal/issues/0%0A/feedback", "/members/x%0Ay", "/%0Ax"):
+        page = httpx.get(site + path)
+        assert page.status_code == 404
+        assert page.headers["content-type"].split(";")[0] in ("text/html", "application/json")
+        answer = httpx.get(site + path, headers={"accept": "application/json"})
+        assert answer.json()["status"] == 404
