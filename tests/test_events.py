@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 import vobject
 
-from services.events import programme, registration, schedule, store, upkeep
+from services.events import links, programme, registration, schedule, store, upkeep
 from services.events.fields import (
     EventFields,
     InvalidEvent,
@@ -84,7 +84,7 @@ def confirmed_registration(
         ).scalar_one()
         pending = store.registration(conn, row_id)
     assert pending is not None
-    token = registration.confirmation_url(pending).split("/confirm/")[1].split("?")[0]
+    token = links.confirmation_url(pending).split("/confirm/")[1].split("?")[0]
     return registration.confirm(token)
 
 
@@ -258,7 +258,7 @@ def test_a_cancelled_place_goes_to_the_longest_waiting(site: str, worker: Any, s
     }
     # The first cancels from the link in their mail.
     wait_for(lambda: mails_to(smtp, "first@example.org", "Ihre Anmeldung:"))
-    manage = registration.manage_url(first)
+    manage = links.manage_url(first)
     client = httpx.Client()
     page = client.get(manage)
     assert page.status_code == 200
@@ -292,7 +292,7 @@ def test_simultaneous_confirmations_never_overbook() -> None:
                 sa.select(store.registrations.c.id).where(store.registrations.c.email_key == email)
             ).scalar_one()
             person = store.registration(conn, row_id)
-        tokens.append(registration.confirmation_url(person).split("/confirm/")[1].split("?")[0])
+        tokens.append(links.confirmation_url(person).split("/confirm/")[1].split("?")[0])
     barrier = threading.Barrier(len(tokens))
     errors: list[BaseException] = []
 
@@ -387,9 +387,9 @@ def test_a_link_never_opens_another_persons_registration() -> None:
             conn, conn.execute(sa.select(store.registrations.c.id)).scalar_one()
         )
     assert pending is not None
-    token = registration.confirmation_url(pending).split("/confirm/")[1].split("?")[0]
+    token = links.confirmation_url(pending).split("/confirm/")[1].split("?")[0]
     person = registration.confirm(token)
-    assert registration.registration_to_confirm(token).id == person.id  # still shows it
+    assert links.registration_to_confirm(token).id == person.id  # still shows it
     # Purged, and the id given to someone else (SQLite reuses the highest id).
     with engine("events").begin() as conn:
         conn.execute(store.event_mails.delete())
@@ -399,11 +399,11 @@ def test_a_link_never_opens_another_persons_registration() -> None:
             .where(store.registrations.c.id == person.id)
             .values(email="other@example.org", email_key="other@example.org", manage_key="x" * 32)
         )
-    with pytest.raises(registration.LinkExpired):
-        registration.registration_to_confirm(token)
-    with pytest.raises(registration.LinkExpired):
-        registration.registration_to_manage(
-            registration.manage_url(person).split("/registration/")[1].split("?")[0]
+    with pytest.raises(links.LinkExpired):
+        links.registration_to_confirm(token)
+    with pytest.raises(links.LinkExpired):
+        links.registration_to_manage(
+            links.manage_url(person).split("/registration/")[1].split("?")[0]
         )
 
 
@@ -577,7 +577,7 @@ def test_the_pages_pass_axe_in_both_languages(site: str, language: str) -> None:
     series, [event] = add_series({"capacity": 2})
     person = confirmed_registration(series, "lea@example.org", [event])
     admin = login(site)
-    own_page = urlsplit(registration.manage_url(person)).path
+    own_page = urlsplit(links.manage_url(person)).path
     with chromium() as browser, page_as(browser, site, admin) as (page, csp):
         for path in (
             path_for("events:list"),

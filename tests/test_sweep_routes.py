@@ -36,6 +36,7 @@ from bs4 import BeautifulSoup
 from starlette.convertors import Convertor
 from starlette.routing import BaseRoute, Mount, Route, compile_path
 
+from services.events import links as event_links
 from services.events import programme, registration, schedule
 from services.events import store as events_store
 from services.events.fields import EventFields, RegistrationForm, SeriesFields
@@ -496,14 +497,14 @@ def event_seeds() -> list[str]:
             ).scalar_one()
             person = events_store.registration(conn, row_id)
         assert person is not None
-        links.append(path(registration.confirmation_url(person)))
+        links.append(path(event_links.confirmation_url(person)))
     seated = registration.confirm(links[1].split("/confirm/")[1].split("?")[0])
     return [
         "/events/",
         f"/events/{series.slug}",
         f"/events/{series.slug}/calendar.ics",
         links[0],
-        path(registration.manage_url(seated)),
+        path(event_links.manage_url(seated)),
         "/events/admin/",
         f"/events/admin/{series_id}",
         f"/events/admin/{series_id}/dates/new",

@@ -14,8 +14,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from services.events import links, schedule, store
 from services.events import registration as flows
-from services.events import schedule, store
 from services.events.invitation import CANCEL, REQUEST, invitations
 from services.events.store import ACTIVE_SEATS, SEATED, WAITING, Event, Registration
 from services.events.times import when
@@ -85,14 +85,14 @@ def _letter(row: sa.Row, person: Registration) -> Letter | str:
         "series": series,
         "holdings": holdings,
         "when": lambda event: when(event, language),
-        "manage_url": flows.manage_url(person),
+        "manage_url": links.manage_url(person),
     }
     title = series.title
     attachments: list[Attachment] = []
     if row.kind == "confirm":
         if person.confirm_nonce is None:
             return "not sent: nothing awaits confirmation any more"
-        context["confirmation_url"] = flows.confirmation_url(person)
+        context["confirmation_url"] = links.confirmation_url(person)
     elif row.kind == "registered":
         seated = [h.event for h in holdings if h.status == SEATED and not h.event.cancelled_at]
         context["any_place"] = any(

@@ -10,8 +10,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from services.events import links, schedule, store
 from services.events import registration as flows
-from services.events import schedule, store
 from services.events.fields import ON_SITE, parse_registration
 from services.events.invitation import calendar, full_title
 from services.events.store import PUBLISHED, Event, Series
@@ -127,7 +127,7 @@ def sent(request: Request) -> Response:
 
 def confirm_page(request: Request) -> Response:
     """The confirmation button (a mail scanner following the link confirms nothing)."""
-    person = flows.registration_to_confirm(request.path_params["token"])
+    person = links.registration_to_confirm(request.path_params["token"])
     return _registration_page(request, person, confirming=person.confirm_nonce is not None)
 
 
@@ -159,7 +159,7 @@ def _registration_page(
             "confirming": confirming,
             "just_confirmed": just_confirmed,
             "cancelled": cancelled,
-            "manage_url": flows.manage_url(person),
+            "manage_url": links.manage_url(person),
             "when": lambda event: when(event, language),
         },
     )
@@ -167,13 +167,13 @@ def _registration_page(
 
 def registration_page(request: Request) -> Response:
     """One's own registration: the dates and their state, and cancelling."""
-    return _registration_page(request, flows.registration_to_manage(request.path_params["token"]))
+    return _registration_page(request, links.registration_to_manage(request.path_params["token"]))
 
 
 @form_endpoint()
 def registration_cancel(request: Request, form: FormData) -> Response:
     """Cancel the dates ticked (or all): waiting people move up, a mail confirms."""
-    person = flows.registration_to_manage(request.path_params["token"])
+    person = links.registration_to_manage(request.path_params["token"])
     now = utcnow()
     held = {h.event.id for h in flows.holdings(person) if flows.cancellable(h, now)}
     if form_text(form, "all") == "1":

@@ -11,16 +11,14 @@ twice. A place given back goes to the longest waiting person in the same transac
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.events import schedule, store
+from services.events import links, schedule, store
 from services.events.fields import RegistrationForm
 from services.events.store import (
     ACTIVE_SEATS,
@@ -39,13 +37,7 @@ from services.events.store import (
 from shared import ratelimit
 from shared.config import get_settings
 from shared.database import engine, read_connection, utcnow
-from shared.errors import BadRequest, Conflict, Gone, TooMany
-from shared.tokens import ExpiredToken, InvalidToken, make_token, read_token
-from shared.web.paths import absolute_url_for
-
-#: Token purposes (each its own signing salt).
-CONFIRM_PURPOSE = "event-confirm"
-MANAGE_PURPOSE = "event-manage"
+from shared.errors import Conflict, TooMany
 
 #: Most confirmation mails to one address per series in 24 hours (anti mail-bomb).
 CONFIRMATIONS_PER_ADDRESS_PER_DAY = 5
@@ -58,77 +50,8 @@ class RegistrationClosed(Conflict):
     """None of the dates asked for is open any more."""
 
 
-class LinkInvalid(BadRequest):
-    """A link from a mail was altered or belongs to no one."""
-
-
-class LinkExpired(Gone, LinkInvalid):
-    """A link from a mail that was valid once: expired, or its registration is gone."""
-
-
 class TooManyRegistrations(TooMany):
     """Too many registrations from one client."""
-
-
-def confirmation_url(registration: Registration) -> str:
-    """The link of the confirmation mail (while a confirmation is outstanding)."""
-    assert registration.confirm_nonce, "no confirmation outstanding"
-    # The manage key too: it outlives the confirmation, so an old link of a confirmed
-    # registration still shows it, and never another's that got the id after a purge.
-    token = make_token(
-        CONFIRM_PURPOSE,
-        {"id": registration.id, "s": registration.confirm_nonce, "k": registration.manage_key},
-    )
-    return absolute_url_for("events:confirm", token=token) + f"?lang={registration.language}"
-
-
-def manage_url(registration: Registration) -> str:
-    """The registration's own page (what one holds, cancelling): in every mail."""
-    token = make_token(MANAGE_PURPOSE, {"id": registration.id, "s": registration.manage_key})
-    return absolute_url_for("events:registration", token=token) + f"?lang={registration.language}"
-
-
-def _read_link(purpose: str, token: str, max_age: int | None = None) -> dict[str, Any]:
-    damaged = "This link is damaged or incomplete. Please copy the whole link from the mail."
-    try:
-        payload = read_token(purpose, token, max_age)
-    except ExpiredToken:
-        raise LinkExpired("This link has expired. Please register again.") from None
-    except InvalidToken:
-        raise LinkInvalid(damaged) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("id"), int):
-        raise LinkInvalid(damaged)
-    return payload
-
-
-def _registration_of(purpose: str, token: str, max_age: int | None) -> Registration:
-    """The registration a link names, if the link's secret is still the row's."""
-    payload = _read_link(purpose, token, max_age)
-    with read_connection("events") as conn:
-        found = store.registration(conn, payload["id"])
-    if found is None:
-        raise LinkExpired("This link is no longer valid. Please register again.")
-    if purpose == CONFIRM_PURPOSE:
-        if not secrets.compare_digest(found.manage_key, str(payload.get("k", ""))):
-            raise LinkExpired("This link is no longer valid. Please register again.")
-        if found.confirm_nonce is None and found.status == CONFIRMED:
-            return found  # confirmed already: the link shows that again
-        secret = found.confirm_nonce
-    else:
-        secret = found.manage_key
-    if secret is None or not secrets.compare_digest(secret, str(payload.get("s", ""))):
-        raise LinkExpired("This link is no longer valid. Please register again.")
-    return found
-
-
-def registration_to_confirm(token: str) -> Registration:
-    """The registration a confirmation link belongs to; LinkInvalid/LinkExpired."""
-    return _registration_of(CONFIRM_PURPOSE, token, get_settings().pending_ttl_seconds)
-
-
-def registration_to_manage(token: str) -> Registration:
-    """The registration a manage link belongs to; LinkExpired once it was purged."""
-    return _registration_of(MANAGE_PURPOSE, token, None)
 
 
 def check_client_allowance(ip: str) -> None:
@@ -287,7 +210,7 @@ def fill_free_seats(conn: Connection, event_id: int, now: datetime) -> list[Move
 def confirm(token: str) -> Registration:
     """Confirm the registration behind ``token`` (idempotent): each requested date gets a
     place, or one on the waiting list when it is full; the confirmation mail says which."""
-    registration = registration_to_confirm(token)
+    registration = links.registration_to_confirm(token)
     now = utcnow()
     outbox = []
     with engine("events").begin() as conn:
