@@ -7,7 +7,7 @@ the trivial one, with p99 latency and its target:
 
 - a cached feed (200) and a conditional GET answered 304: at least 0.70;
 - the news page, an item page, the issue archive and the sign-up page, as anonymous
-  readers load them: at least 0.50;
+  readers load them (taking gzip, as every browser and feed reader does): at least 0.50;
 - the sign-up form POSTed with a fresh address each time, through to the confirmation
   mail queued in Redis: at least 0.33 of a trivial POST, p99 under 100 ms.
 
@@ -86,13 +86,19 @@ def main() -> int:
             item = re.search(r'href="(/news/(?!feed\.|admin|events|media|api)[^"/?]+)"', news.text)
             assert item, "no item link on the news page"
             etag = httpx.get(f"{site}/news/feed.atom").headers["etag"]
+            # As browsers and feed readers ask: they all take gzip.
+            gz = {"Accept-Encoding": "gzip"}
             pages = {
-                "cached Atom feed (200)": (f"{site}/news/feed.atom", {}, 0.70),
-                "conditional GET (304)": (f"{site}/news/feed.atom", {"If-None-Match": etag}, 0.70),
-                "news page": (f"{site}/news/", {}, 0.50),
-                "item page": (site + item.group(1), {}, 0.50),
-                "issue archive": (f"{site}/newsletter/archive/", {}, 0.50),
-                "sign-up page": (f"{site}/subscribers/signup", {}, 0.50),
+                "cached Atom feed (200)": (f"{site}/news/feed.atom", gz, 0.70),
+                "conditional GET (304)": (
+                    f"{site}/news/feed.atom",
+                    {**gz, "If-None-Match": etag},
+                    0.70,
+                ),
+                "news page": (f"{site}/news/", gz, 0.50),
+                "item page": (site + item.group(1), gz, 0.50),
+                "issue archive": (f"{site}/newsletter/archive/", gz, 0.50),
+                "sign-up page": (f"{site}/subscribers/signup", gz, 0.50),
             }
             for url, headers, _ in pages.values():
                 assert httpx.get(url, headers=headers).status_code in (200, 304), url

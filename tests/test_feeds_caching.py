@@ -217,3 +217,24 @@ def test_public_pages_are_kept_for_readers_and_fresh_for_editors(site: str) -> N
     editor = login(site, "kept-pages@example.org", "editor")
     assert 'href="/admin' in editor.get("/news/").text
     assert 'href="/admin' not in httpx.get(url).text
+
+
+def test_a_kept_feed_and_page_are_compressed_once_for_every_reader(site: str) -> None:
+    import gzip
+
+    for number in range(5):
+        publish(f"Meldung {number}", summary="Ein Absatz über Jugendarbeit. " * 20)
+    for path in ("/news/feed.atom", "/news/"):
+        plain = httpx.get(site + path, headers={"accept-encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+        assert "Accept-Encoding" in plain.headers["vary"]
+        raw = []
+        for _ in range(2):  # the second from memory
+            with httpx.stream("GET", site + path, headers={"accept-encoding": "gzip"}) as answer:
+                assert answer.headers["content-encoding"] == "gzip"
+                assert "Accept-Encoding" in answer.headers["vary"]
+                body = b"".join(answer.iter_raw())
+                assert int(answer.headers["content-length"]) == len(body)
+                raw.append(body)
+        # The same compressed bytes for every reader: compressed once, not per request.
+        assert raw[0] == raw[1] and gzip.decompress(raw[1]) == plain.content

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from shared.config import get_settings
 from shared.i18n import LANGUAGE_COOKIE, normalise_language
 from shared.web import paths  # noqa: F401  (registers the {name:id} path convertor)
+from shared.web.caching import GZIP_MINIMUM_BYTES
 from shared.web.errors import EXCEPTION_HANDLERS
 from shared.web.sessions import session_middleware
 from shared.web.templates import SecurityHeadersMiddleware
@@ -21,9 +22,6 @@ from shared.web.templates import SecurityHeadersMiddleware
 #: Largest request body any service accepts (25 MiB: room for a 20 MiB PDF attached to
 #: an item); each endpoint holds its own to less (shared.web.forms: ordinary forms 16 KiB).
 MAX_BODY_BYTES = 25 * 1024 * 1024
-
-#: Bodies smaller than this are sent uncompressed: gzip would save nothing worth the CPU.
-GZIP_MINIMUM_BYTES = 500
 
 #: How long an explicit language choice is remembered (one year).
 LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600

@@ -23,6 +23,7 @@ inline script (:class:`shared.web.templates.PerVisitor`), and such a page is nev
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
 import time
@@ -102,6 +103,13 @@ def conditional_response(
     return Response(body, media_type=media_type, headers=headers)
 
 
+#: Bodies smaller than this are sent uncompressed: gzip would save nothing worth the CPU
+#: (the compression middleware and the kept renderings use the same limit).
+GZIP_MINIMUM_BYTES = 500
+
+#: Compression of kept renderings: done once per rendering, so the smallest output.
+GZIP_LEVEL = 9
+
 # --------------------------------------------------------------------------------------
 # Renderings kept until the data behind them changes.
 # --------------------------------------------------------------------------------------
@@ -124,14 +132,30 @@ class Rendered:
     shareable: bool = True
 
     @cached_property
+    def gzipped(self) -> bytes | None:
+        """The body gzip-compressed, made once per rendering (the caches make it in the
+        threadpool, right after rendering); None when it is too small to be worth it.
+        Answering with it spares the compression middleware compressing the same bytes
+        for every reader, the largest cost of a cached feed."""
+        if len(self.body) < GZIP_MINIMUM_BYTES:
+            return None
+        return gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+
+    @cached_property
     def http_last_modified(self) -> str:
         """``last_modified`` as an HTTP date, made once per rendering, not per request."""
         return format_datetime(self.last_modified, usegmt=True)
 
 
+def accepts_gzip(request: Request) -> bool:
+    """Whether the client takes gzip (read as the compression middleware reads it)."""
+    return "gzip" in request.headers.get("accept-encoding", "")
+
+
 def conditional(request: Request, rendered: Rendered, max_age: int) -> Response:
-    """A kept rendering with its validators, or 304 when the client's copy is current."""
-    return conditional_response(
+    """A kept rendering with its validators, or 304 when the client's copy is current;
+    compressed once for every reader who takes gzip."""
+    response = conditional_response(
         request,
         rendered.body,
         rendered.media_type,
@@ -140,6 +164,21 @@ def conditional(request: Request, rendered: Rendered, max_age: int) -> Response:
         max_age,
         rendered.http_last_modified,
     )
+    if response.status_code == 200:
+        return compressed(request, rendered, response)
+    return response
+
+
+def compressed(request: Request, rendered: Rendered, response: Response) -> Response:
+    """``response`` (of ``rendered``'s body) with the body compressed once and for all when
+    the client takes gzip: the compression middleware lets an encoded body pass."""
+    response.headers.append("Vary", "Accept-Encoding")
+    if rendered.gzipped is None or not accepts_gzip(request):
+        return response
+    response.body = rendered.gzipped
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers["Content-Length"] = str(len(rendered.gzipped))
+    return response
 
 
 class RenderingCache:
@@ -218,6 +257,7 @@ class RenderingCache:
         rendered = render()
         if not rendered.shareable:
             return rendered
+        _ = rendered.gzipped  # compressed here, in the threadpool, once
         with self._lock:
             self._entries[(current, key)] = rendered
             while len(self._entries) > self.max_entries:
@@ -257,7 +297,7 @@ class RenderingCache:
 
         hit = await self.served(key, rendered)
         # A page rendered just now goes out as rendered, with its own status and headers.
-        return fresh[0] if fresh else HTMLResponse(hit.body)
+        return fresh[0] if fresh else compressed(request, hit, HTMLResponse(hit.body))
 
     def clear(self) -> None:
         """Forget this process's renderings and the version it read (tests)."""
