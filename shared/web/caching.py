@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import cached_property
@@ -130,6 +130,14 @@ class Rendered:
     last_modified: datetime = EPOCH
     valid_until: datetime | None = None
     shareable: bool = True
+    #: The cache and key it is kept under (set by :meth:`RenderingCache.cached`); None
+    #: for a rendering served once.
+    origin: tuple[RenderingCache, str] | None = field(default=None, compare=False, repr=False)
+
+    def still_kept(self) -> bool:
+        """Whether its cache would answer with this very rendering now, from memory
+        (never blocks: :meth:`RenderingCache.lookup`)."""
+        return self.origin is not None and self.origin[0].lookup(self.origin[1]) is self
 
     @cached_property
     def gzipped(self) -> bytes | None:
@@ -147,6 +155,18 @@ class Rendered:
         return format_datetime(self.last_modified, usegmt=True)
 
 
+#: Scope key under which an endpoint that answers with a kept rendering leaves it, so
+#: that :class:`shared.web.kept_responses.KeptResponsesMiddleware` can answer the same
+#: request again without the endpoint while the rendering stays kept.
+KEPT_SCOPE_KEY = "kgi.kept"
+
+
+def _answered_with(request: Request, rendered: Rendered) -> None:
+    """Note in the scope that this response is ``rendered``, when it is a kept one."""
+    if rendered.origin is not None:
+        request.scope[KEPT_SCOPE_KEY] = rendered
+
+
 def accepts_gzip(request: Request) -> bool:
     """Whether the client takes gzip (read as the compression middleware reads it)."""
     return "gzip" in request.headers.get("accept-encoding", "")
@@ -155,6 +175,7 @@ def accepts_gzip(request: Request) -> bool:
 def conditional(request: Request, rendered: Rendered, max_age: int) -> Response:
     """A kept rendering with its validators, or 304 when the client's copy is current;
     compressed once for every reader who takes gzip."""
+    _answered_with(request, rendered)
     response = conditional_response(
         request,
         rendered.body,
@@ -166,12 +187,15 @@ def conditional(request: Request, rendered: Rendered, max_age: int) -> Response:
     )
     if response.status_code == 200:
         return compressed(request, rendered, response)
+    # A 304 carries the Vary its 200 would (RFC 9110 15.4.5), so caches pair them.
+    response.headers.append("Vary", "Accept-Encoding")
     return response
 
 
 def compressed(request: Request, rendered: Rendered, response: Response) -> Response:
     """``response`` (of ``rendered``'s body) with the body compressed once and for all when
     the client takes gzip: the compression middleware lets an encoded body pass."""
+    _answered_with(request, rendered)
     response.headers.append("Vary", "Accept-Encoding")
     if rendered.gzipped is None or not accepts_gzip(request):
         return response
@@ -257,6 +281,7 @@ class RenderingCache:
         rendered = render()
         if not rendered.shareable:
             return rendered
+        rendered = replace(rendered, origin=(self, key))
         _ = rendered.gzipped  # compressed here, in the threadpool, once
         with self._lock:
             self._entries[(current, key)] = rendered
