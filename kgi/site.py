@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute, Mount, Router
 from kgi import devmail, registry
 from shared.service import Service
 from shared.web.app import create_service_app
+from shared.web.kept_responses import KeptResponsesMiddleware
 
 #: Where the development mail catcher's page is mounted (``kgi run`` without KGI_SMTP_URL).
 MAIL_CATCHER_PREFIX = "/dev/mail"
@@ -19,8 +20,11 @@ def _mount(part: Service) -> Mount:
     return Mount(part.prefix, app=create_service_app(registry.load(part.routes)), name=part.name)
 
 
-def create_site(mail_catcher_page: bool = False) -> Router:
-    """The combined site; with ``mail_catcher_page`` also the mail catcher's page."""
+def create_site(mail_catcher_page: bool = False) -> KeptResponsesMiddleware:
+    """The combined site; with ``mail_catcher_page`` also the mail catcher's page.
+
+    In front of the router: repeated requests for kept renderings are answered before
+    any routing or middleware (the site's router is ``create_site().app``)."""
     registry.setup()  # pages send messages (sign-up mails, sending an issue, fetching now)
     mounted = [part for part in registry.parts() if part.routes is not None]
     routes: list[BaseRoute] = [_mount(part) for part in mounted if part.prefix]
@@ -31,14 +35,15 @@ def create_site(mail_catcher_page: bool = False) -> Router:
     # A path no mount matches (one with a line break in it: a mount's pattern stops
     # there) is answered by the root's app too, with our 404 page, not Starlette's bare
     # text.
-    return Router(routes=routes, default=root[0].app if root else None)
+    return KeptResponsesMiddleware(Router(routes=routes, default=root[0].app if root else None))
 
 
-def create_service(name: str) -> Router:
-    """One part alone (``kgi serve NAME``), at the same paths as in the combined site."""
+def create_service(name: str) -> KeptResponsesMiddleware:
+    """One part alone (``kgi serve NAME``), at the same paths as in the combined site,
+    with kept renderings answered in front of it as in the combined site."""
     part = registry.part(name)
     if part.routes is None:
         raise SystemExit(f"{name} has no pages; choose from {', '.join(registry.servable())}")
     registry.setup()
     mount = _mount(part)
-    return Router(routes=[mount], default=mount.app)
+    return KeptResponsesMiddleware(Router(routes=[mount], default=mount.app))

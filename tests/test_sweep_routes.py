@@ -287,7 +287,7 @@ def walk_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[RouteInfo
 def site_routes() -> list[RouteInfo]:
     from kgi.site import create_site
 
-    return list(walk_routes(list(create_site().routes)))
+    return list(walk_routes(list(create_site().app.routes)))
 
 
 def area_of(path: str) -> str:

@@ -16,7 +16,6 @@ from shared.i18n import LANGUAGE_COOKIE, normalise_language
 from shared.web import paths  # noqa: F401  (registers the {name:id} path convertor)
 from shared.web.caching import GZIP_MINIMUM_BYTES
 from shared.web.errors import EXCEPTION_HANDLERS
-from shared.web.kept_responses import KeptResponsesMiddleware
 from shared.web.sessions import session_middleware
 from shared.web.templates import SecurityHeadersMiddleware
 
@@ -64,8 +63,6 @@ def create_service_app(
     return Starlette(
         routes=routes,
         middleware=[
-            # Outermost: a repeated request for a kept rendering is answered here.
-            Middleware(KeptResponsesMiddleware),
             Middleware(SecurityHeadersMiddleware, https=get_settings().https),
             # Feeds and pages are text: compressed they are a fifth of the size. The
             # middleware adds ``Vary: Accept-Encoding``; ETags are weak for this reason.

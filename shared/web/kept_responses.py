@@ -6,8 +6,9 @@ renderings kept in memory (:mod:`shared.web.caching`), yet every one of them wen
 through the whole chain (security headers, compression, session, language, exception
 handling, routing, the endpoint), which cost several times the answer itself.
 
-:class:`KeptResponsesMiddleware` sits outermost in every service app. When an endpoint
-answered with a kept rendering, it remembers the response exactly as it left the chain
+:class:`KeptResponsesMiddleware` sits in front of the site's router (:mod:`kgi.site`),
+before routing and every service app's middleware. When an endpoint answered with a
+kept rendering, it remembers the response exactly as it left the chain
 (status, every header, the body), under everything in the request that the response
 depends on. The same request again is answered with those bytes, without the chain,
 as long as the rendering's cache would still answer with that very rendering
