@@ -12,7 +12,7 @@ import contextlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -79,12 +79,26 @@ def confirmation_url(subscriber: Subscriber) -> str:
     return absolute_url_for("subscribers:confirm", token=token) + f"?lang={subscriber.language}"
 
 
-def manage_token(subscriber: Subscriber) -> str:
+class Managed(Protocol):
+    """What the personal links of a subscriber are made of: a :class:`Subscriber`, or a
+    row with just these columns (the audience of an issue reads no more)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def manage_key(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+
+def manage_token(subscriber: Managed) -> str:
     """The token of the preferences, unsubscribe and privacy links: valid while the row lives."""
     return make_token(MANAGE_PURPOSE, {"id": subscriber.id, "k": subscriber.manage_key})
 
 
-def manage_urls(subscriber: Subscriber) -> tuple[str, str]:
+def manage_urls(subscriber: Managed) -> tuple[str, str]:
     """(one-click unsubscribe URI, preferences page), both under KGI_BASE_URL and in the
     subscriber's language; one signed token serves both."""
     token = manage_token(subscriber)

@@ -22,7 +22,6 @@ from services.subscribers.store import (
     CONFIRMED,
     UNSUBSCRIBED,
     Context,
-    Subscriber,
     subscribers,
 )
 from shared.addresses import InvalidInput, clean_name, parse_address, parse_language
@@ -234,13 +233,25 @@ def rows_to_csv(rows: Iterable[list[str]]) -> str:
 MAX_CONFIRMED_IDS = 1000
 
 
-def confirmed(language: str, chunk: int = 1000) -> Iterator[Subscriber]:
-    """Confirmed subscribers of ``language`` in id order, read ``chunk`` rows at a time."""
+#: The columns an issue's audience is read with (:func:`recipient_record`): reading whole
+#: rows, with their five timestamps converted, was a quarter of the snapshot's time.
+_AUDIENCE_COLUMNS = (
+    subscribers.c.id,
+    subscribers.c.email,
+    subscribers.c.name,
+    subscribers.c.language,
+    subscribers.c.manage_key,
+)
+
+
+def confirmed(language: str, chunk: int = 1000) -> Iterator[sa.Row]:
+    """Confirmed subscribers of ``language`` in id order, read ``chunk`` rows at a time,
+    with the columns :func:`recipient_record` needs."""
     last_id = 0
     while True:
         with read_connection("subscribers") as conn:
             rows = conn.execute(
-                sa.select(subscribers)
+                sa.select(*_AUDIENCE_COLUMNS)
                 .where(
                     subscribers.c.status == CONFIRMED,
                     subscribers.c.language == language,
@@ -251,12 +262,11 @@ def confirmed(language: str, chunk: int = 1000) -> Iterator[Subscriber]:
             ).all()
         if not rows:
             return
-        for row in rows:
-            yield Subscriber(**row._mapping)
+        yield from rows
         last_id = rows[-1].id
 
 
-def recipient_record(subscriber: Subscriber) -> dict[str, Any]:
+def recipient_record(subscriber: sa.Row) -> dict[str, Any]:
     """What the newsletter needs to address and personalise one mail."""
     unsubscribe, preferences = optin.manage_urls(subscriber)
     return {
