@@ -5,6 +5,7 @@ service. It never reads their tables."""
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,6 +20,11 @@ from shared.web.paths import path_for
 
 #: Seconds to wait for another service to answer (streams: between two chunks).
 PEER_TIMEOUT_SECONDS = 30
+
+#: Audience records handed from the reading thread to the snapshot at a time, and how
+#: many such batches it may read ahead (at most some 20 MB of records in memory).
+AUDIENCE_BATCH = 1000
+AUDIENCE_READ_AHEAD = 64
 
 
 class PeerUnavailable(Unavailable):
@@ -84,20 +90,65 @@ def upcoming_dates(language: str) -> list[dict[str, Any]]:
 
 
 def audience(language: str) -> Iterator[dict[str, Any]]:
-    """Confirmed subscribers of ``language``, streamed one record at a time."""
+    """Confirmed subscribers of ``language``, streamed one record at a time.
+
+    The stream is read and parsed in a thread of its own, up to AUDIENCE_READ_AHEAD
+    batches ahead of the caller: the subscribers service writing and the caller's inserts
+    then overlap instead of taking turns (a fifth of a 100,000-recipient snapshot)."""
+    batches: queue.Queue[list[dict[str, Any]] | Exception | None] = queue.Queue(
+        maxsize=AUDIENCE_READ_AHEAD
+    )
+    stop = threading.Event()
+
+    def hand_over(item: list[dict[str, Any]] | Exception | None) -> bool:
+        # Waits while the caller is behind; gives up once the caller has stopped reading.
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            with (
+                _client(get_settings().subscribers_url) as client,
+                client.stream(
+                    "GET", path_for("subscribers:internal_audience"), params={"language": language}
+                ) as response,
+            ):
+                response.raise_for_status()
+                batch: list[dict[str, Any]] = []
+                for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    batch.append(json.loads(line))
+                    if len(batch) >= AUDIENCE_BATCH:
+                        if not hand_over(batch):
+                            return
+                        batch = []
+                if hand_over(batch):
+                    hand_over(None)
+        except (httpx.HTTPError, ValueError) as exc:
+            hand_over(PeerUnavailable(f"the subscribers service did not answer: {exc}"))
+        except Exception as exc:  # handed to the caller, raised there
+            hand_over(exc)
+
+    threading.Thread(target=read, name="audience reader", daemon=True).start()
     try:
-        with (
-            _client(get_settings().subscribers_url) as client,
-            client.stream(
-                "GET", path_for("subscribers:internal_audience"), params={"language": language}
-            ) as response,
-        ):
-            response.raise_for_status()
-            for line in response.iter_lines():
-                if line.strip():
-                    yield json.loads(line)
-    except (httpx.HTTPError, ValueError) as exc:
-        raise PeerUnavailable(f"the subscribers service did not answer: {exc}") from None
+        while True:
+            try:
+                item = batches.get(timeout=2 * PEER_TIMEOUT_SECONDS)
+            except queue.Empty:
+                raise PeerUnavailable("the subscribers service did not answer in time") from None
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield from item
+    finally:
+        stop.set()  # the reader stops at its next batch and closes the stream
 
 
 def still_confirmed(subscriber_ids: list[int]) -> set[int]:
