@@ -219,14 +219,19 @@ class DkimKey:
 
     def sign(self, message: bytes) -> bytes:
         """``message`` with a DKIM-Signature header in front."""
+        # The header names present, read once (not the whole message lowered per name).
+        head = message.split(b"\r\n\r\n", 1)[0].lower()
+        present = {
+            line.split(b":", 1)[0].rstrip()
+            for line in head.split(b"\r\n")
+            if line[:1] not in (b" ", b"\t")  # a folded line continues the one before
+        }
         signature = dkim.sign(
             message,
             self.selector.encode(),
             self.domain.encode(),
             self.private_key,
-            include_headers=[
-                h for h in SIGNED_HEADERS if h + b":" in message.lower().split(b"\r\n\r\n", 1)[0]
-            ],
+            include_headers=[h for h in SIGNED_HEADERS if h in present],
         )
         return signature + message
 
