@@ -28,9 +28,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.web.caching import KEPT_SCOPE_KEY, Rendered
 
-#: Responses remembered per service app and process (each variant of URL, encoding,
-#: validator and cookie is one; a few hundred bytes of headers and the body each).
-MAX_REMEMBERED = 1024
+#: Responses remembered per site and process (each variant of URL, encoding, validator
+#: and cookie is one). Their bodies are the kept renderings' own bytes, not copies; the
+#: bound matches the renderings kept (RenderingCache.max_entries), so that a flood of
+#: made-up query strings keeps no more alive than the caches themselves would.
+MAX_REMEMBERED = 512
 
 #: Request headers a kept response depends on, besides its URL (the compression,
 #: conditional GET, and the language cookie).
