@@ -196,9 +196,15 @@ def compressed(request: Request, rendered: Rendered, response: Response) -> Resp
     """``response`` (of ``rendered``'s body) with the body compressed once and for all when
     the client takes gzip: the compression middleware lets an encoded body pass."""
     _answered_with(request, rendered)
-    response.headers.append("Vary", "Accept-Encoding")
-    if rendered.gzipped is None or not accepts_gzip(request):
+    if rendered.gzipped is None:
+        # Too small to compress: the compression middleware passes it by without a Vary.
+        response.headers.add_vary_header("Accept-Encoding")
         return response
+    if not accepts_gzip(request):
+        # The compression middleware says Vary for a body of this size (saying it here
+        # too gave "Accept-Encoding, Accept-Encoding").
+        return response
+    response.headers.add_vary_header("Accept-Encoding")
     response.body = rendered.gzipped
     response.headers["Content-Encoding"] = "gzip"
     response.headers["Content-Length"] = str(len(rendered.gzipped))

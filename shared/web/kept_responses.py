@@ -39,8 +39,9 @@ MAX_REMEMBERED = 512
 _VARYING_HEADERS = (b"accept-encoding", b"if-none-match", b"if-modified-since", b"cookie")
 
 #: A session cookie (``shared.web.sessions.SESSION_COOKIE``) means a visitor who may be
-#: logged in: such requests always go through the chain.
-_SESSION_COOKIE = b"kgi_session="
+#: logged in: such requests always go through the chain. Searched without its "=":
+#: cookie parsers trim spaces around names, so ``kgi_session =...`` is one as well.
+_SESSION_COOKIE = b"kgi_session"
 
 
 @dataclass(frozen=True)
