@@ -175,7 +175,6 @@ def accepts_gzip(request: Request) -> bool:
 def conditional(request: Request, rendered: Rendered, max_age: int) -> Response:
     """A kept rendering with its validators, or 304 when the client's copy is current;
     compressed once for every reader who takes gzip."""
-    _answered_with(request, rendered)
     response = conditional_response(
         request,
         rendered.body,
@@ -187,8 +186,9 @@ def conditional(request: Request, rendered: Rendered, max_age: int) -> Response:
     )
     if response.status_code == 200:
         return compressed(request, rendered, response)
+    _answered_with(request, rendered)
     # A 304 carries the Vary its 200 would (RFC 9110 15.4.5), so caches pair them.
-    response.headers.append("Vary", "Accept-Encoding")
+    response.headers.add_vary_header("Accept-Encoding")
     return response
 
 
