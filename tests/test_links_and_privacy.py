@@ -144,10 +144,7 @@ def test_export_and_erase_then_import_does_not_resubscribe(site, worker, smtp):
 )
 def test_bad_addresses_get_a_clear_422(site, email):
     client = httpx.Client(base_url=site)
-    page = client.get("/subscribers/signup")
-    response = client.post(
-        "/subscribers/signup", data={"email": email, "csrf_token": csrf_of(page.text)}
-    )
+    response = client.post("/subscribers/signup", data={"email": email})
     assert response.status_code == 422
     assert 'aria-invalid="true"' in response.text
     api = httpx.post(f"{site}/subscribers/api/subscriptions", json={"email": email})
@@ -176,10 +173,66 @@ def test_wrong_content_type_oversized_body_and_broken_json(site):
     assert form.status_code == 415
 
 
-def test_form_without_csrf_token_is_refused(site):
-    response = httpx.post(f"{site}/subscribers/signup", data={"email": "csrf@example.org"})
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"sec-fetch-site": "cross-site"},
+        # Another port or subdomain is another origin, though the same site.
+        {"sec-fetch-site": "same-site"},
+        # Browsers from before Fetch Metadata send only Origin with a form.
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        # Sec-Fetch-Site decides when both are there.
+        {"sec-fetch-site": "cross-site", "origin": "SITE"},
+    ],
+)
+def test_public_form_sent_from_another_site_is_refused(site, headers):
+    headers = {name: value.replace("SITE", site) for name, value in headers.items()}
+    response = httpx.post(
+        f"{site}/subscribers/signup", data={"email": "csrf@example.org"}, headers=headers
+    )
     assert response.status_code == 403
+    assert "another site" in response.text or "anderen Website" in response.text
     assert subscriber("csrf@example.org") is None
+
+
+@pytest.mark.parametrize(
+    ("case", "headers"),
+    [
+        ("same-origin", {"sec-fetch-site": "same-origin"}),
+        ("typed", {"sec-fetch-site": "none"}),
+        ("origin", {"origin": "SITE"}),
+        ("script", {}),
+    ],
+)
+def test_public_form_of_this_site_needs_no_token(site, case, headers):
+    """The sign-up carries no token: its page is the same for every visitor (and kept).
+    A request with no browser's header at all is a script's, which could send anything."""
+    headers = {name: value.replace("SITE", site) for name, value in headers.items()}
+    email = f"same.origin.{case}@example.org"
+    response = httpx.post(f"{site}/subscribers/signup", data={"email": email}, headers=headers)
+    assert response.status_code == 303
+    assert subscriber(email).status == "pending"
+
+
+def test_sign_up_page_is_the_same_for_everyone_and_starts_no_session(site):
+    pages = [httpx.get(f"{site}/subscribers/signup") for _ in range(3)]
+    assert {page.status_code for page in pages} == {200}
+    assert len({page.text for page in pages}) == 1
+    assert not any("set-cookie" in page.headers for page in pages)
+    assert "csrf_token" not in pages[0].text
+
+
+def test_session_forms_still_need_their_token(site):
+    editor = login(site, "token.editor@example.org", role="editor")
+    response = editor.post("/news/admin/new", data={"title": "Ohne Token"})
+    assert response.status_code == 403
+    response = editor.post(
+        "/news/admin/new",
+        data={"title": "Ohne Token"},
+        headers={"sec-fetch-site": "same-origin"},
+    )
+    assert response.status_code == 403
 
 
 def test_tampered_and_expired_tokens(site, worker, smtp, monkeypatch):
@@ -244,14 +297,13 @@ def test_purge_removes_expired_unconfirmed_sign_ups(site, worker, smtp):
 
 def test_non_ascii_csrf_token_is_refused_not_a_crash(site):
     client = httpx.Client(base_url=site)
-    client.get("/subscribers/signup")  # a session with a token
+    client.get("/login")  # a session with a token
     response = client.post(
-        "/subscribers/signup",
-        content=b"email=a%40example.org&csrf_token=%C3%A4",
+        "/login",
+        content=b"email=a%40example.org&password=x&csrf_token=%C3%A4",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 403
-    assert subscriber("a@example.org") is None
 
 
 def test_deep_json_huge_numbers_and_lone_surrogates_are_400(site):

@@ -490,13 +490,13 @@ def test_issue_permissions_per_role(site, smtp):
     editor = login(site, "redakteurin@example.org", role="editor")
     admin = login(site, "chefin@example.org", role="admin")
     visitor = httpx.Client(base_url=site)
-    visitor.get("/subscribers/signup")
+    visitor.get("/login")
     with engine("newsletter").connect() as conn:
         first_row = store.issue_contents(conn, draft.id)[0]["row_id"]
     later = (utcnow() + timedelta(days=1)).astimezone(compose.LOCAL_ZONE)
 
     def attempt(client: httpx.Client, email: str, action: str) -> httpx.Response:
-        token = csrf_of(client.get("/subscribers/signup").text)
+        token = csrf_of(client.get("/login").text)
         base = f"/newsletter/admin/{draft.id}"
         sending = f"/newsletter/admin/{to_send.id}"
         forms = {

@@ -926,7 +926,7 @@ def run_area(area: str, site: str, caplog: pytest.LogCaptureFixture) -> Sweep:
     clients = {"admin": admin, "editor": editor, "anonymous": anonymous}
     csrf = {}
     for role, client in clients.items():
-        page = client.get("/subscribers/signup").text
+        page = client.get("/login").text
         csrf[role] = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     sweep = Sweep(area, site, clients, csrf, caplog, random.Random(f"{SEED}-{area}"))
     routes = [r for r in site_routes() if area_of(r.path) == area]

@@ -100,7 +100,7 @@ def series_page(request: Request) -> Response:
     return _series_page(request, published_series(request.path_params["slug"]))
 
 
-@form_endpoint()
+@form_endpoint(public=True)
 def register(request: Request, form: FormData) -> Response:
     """Register for dates of a series: a confirmation mail goes out (double opt-in)."""
     series = published_series(request.path_params["slug"])

@@ -29,6 +29,7 @@ from shared.database import read_connection
 from shared.errors import Gone, Invalid, NotFound
 from shared.i18n import request_language
 from shared.spreadsheets import decode_csv
+from shared.web.caching import RenderingCache
 from shared.web.forms import (
     HONEYPOT_FIELD,
     client_ip,
@@ -66,13 +67,22 @@ SUBSCRIPTION_GONE = "This link is no longer valid: the subscription no longer ex
 # --- sign-up -------------------------------------------------------------------------
 
 
+#: The public pages of the sign-up show no data of this service (its form carries no
+#: token: :func:`shared.web.forms.verify_same_origin`), so one rendering per language and
+#: URL serves every visitor for as long as the process runs.
+PUBLIC_PAGES = RenderingCache(lambda: "templates only")
+
+
 async def signup_page(request: Request) -> Response:
     # The home page's sign-up box brings the address along.
     values = {"email": request.query_params.get("email", "")[:254]}
-    return render_page(request, "subscribers/signup.html", {"values": values, "errors": {}})
+    return await PUBLIC_PAGES.page(
+        request,
+        lambda: render_page(request, "subscribers/signup.html", {"values": values, "errors": {}}),
+    )
 
 
-@form_endpoint()
+@form_endpoint(public=True)
 def signup_submit(request: Request, form: FormData) -> Response:
     fields = {key: form_text(form, key) for key in ("email", "name", "language")}
     if form.get(HONEYPOT_FIELD):
@@ -94,7 +104,7 @@ def signup_submit(request: Request, form: FormData) -> Response:
 
 
 async def signup_sent(request: Request) -> Response:
-    return render_page(request, "subscribers/sent.html")
+    return await PUBLIC_PAGES.page(request, lambda: render_page(request, "subscribers/sent.html"))
 
 
 async def api_subscribe(request: Request) -> Response:

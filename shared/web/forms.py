@@ -1,7 +1,7 @@
 """Reading what clients send: bodies with their size and type checked before parsing,
 numbers from forms and query strings within range, and form endpoints that do their
-blocking work off the event loop; and the CSRF token every form that changes state
-carries (first section below).
+blocking work off the event loop; and the protection every form that changes state has
+against being sent from another site (first section below).
 """
 
 from __future__ import annotations
@@ -24,10 +24,20 @@ from shared.web.paths import MAX_ROW_ID
 from shared.web.sessions import session_of
 
 # --------------------------------------------------------------------------------------
-# CSRF protection for every form that changes state: a per-session token in a hidden field.
+# Protection against forms sent from another site (CSRF), in two kinds:
+#
+# - Forms of a session (editors, a subscriber's preferences, a registration's page) carry
+#   a per-session token in a hidden field (:func:`verify_csrf`).
+# - Public forms anyone may send without a session (the sign-up, an event's
+#   registration) carry no token: a token would make the page showing them one per
+#   visitor, which can never be kept (:mod:`shared.web.caching`), and it would protect
+#   nothing a cookie grants. What they must not allow is a foreign page making its
+#   visitors' browsers send them (thousands of confirmation mails to addresses of the
+#   foreign page's choosing). The browser says where a request comes from
+#   (:func:`verify_same_origin`), as Go's ``http.CrossOriginProtection`` reads it.
 #
 # Endpoints reached by a secret link (one-click unsubscribe per RFC 8058) carry their own
-# proof in the URL and must work without a cookie; they do not use this.
+# proof in the URL and must work without a cookie; they use neither.
 # --------------------------------------------------------------------------------------
 
 #: Name of the hidden form field that carries the token.
@@ -60,6 +70,46 @@ def verify_csrf(request: Request, form: FormData) -> None:
             "This form has expired or was sent from another site. "
             "Please reload the page and try again.",
         )
+
+
+#: What browsers send as ``Sec-Fetch-Site`` (Fetch Metadata, in every browser since 2023)
+#: for a form of this very origin, or one the person typed or bookmarked. "same-site"
+#: is refused too: another port or subdomain of the host is another origin.
+SAME_ORIGIN_FETCH_SITES = frozenset({"same-origin", "none"})
+
+#: Why a public form sent from another site is refused.
+FOREIGN_FORM = (
+    "This form was sent from another site. Please open the form on this site and send "
+    "it from there."
+)
+
+
+def _origin_host(origin: str) -> str | None:
+    """The host (and port) of an ``Origin`` header; None for ``null`` or no URL at all."""
+    scheme, separator, rest = origin.partition("://")
+    if not separator or scheme not in ("http", "https") or not rest or "/" in rest:
+        return None
+    return rest.lower()
+
+
+def verify_same_origin(request: Request) -> None:
+    """Raise 403 when the browser says this request was sent by a page of another origin.
+
+    ``Sec-Fetch-Site`` decides where the browser sends it. Older browsers send only
+    ``Origin`` with a form's POST, which must then name this host. A request with
+    neither comes from no browser (a script, curl): it could send anything anyway.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        if fetch_site.lower() not in SAME_ORIGIN_FETCH_SITES:
+            raise Forbidden(FOREIGN_FORM)
+        return
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "").lower()
+    if not host or _origin_host(origin) != host:
+        raise Forbidden(FOREIGN_FORM)
 
 
 # --------------------------------------------------------------------------------------
@@ -133,20 +183,23 @@ async def read_json(request: Request, limit: int = SMALL_BODY_LIMIT) -> dict[str
 
 
 def form_endpoint(
-    limit: int = SMALL_BODY_LIMIT, csrf: bool = True
+    limit: int = SMALL_BODY_LIMIT, public: bool = False
 ) -> Callable[[FormHandler], Callable[[Request], Awaitable[Response]]]:
     """Turn a blocking ``handler(request, form)`` into an endpoint.
 
-    The body is read on the event loop (reading awaits the client), the CSRF token
-    checked there, and the handler, which talks to the database, Redis or SMTP, runs
-    in the threadpool so it never stalls other requests.
+    The body is read on the event loop (reading awaits the client), its origin checked
+    there (the session's CSRF token; for a ``public`` form, which carries none, the
+    browser's word on where it comes from), and the handler, which talks to the
+    database, Redis or SMTP, runs in the threadpool so it never stalls other requests.
     """
 
     def decorate(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
+            if public:
+                verify_same_origin(request)
             form = await read_form(request, limit)
-            if csrf:
+            if not public:
                 verify_csrf(request, form)
             return await run_in_threadpool(handler, request, form)
 
