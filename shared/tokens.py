@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.signer import HMACAlgorithm
 from starlette.requests import Request
 
 from shared.config import get_settings
@@ -26,9 +27,57 @@ class ExpiredToken(InvalidToken):
     """The token was genuine but is older than its lifetime allows."""
 
 
+# An issue to 100,000 subscribers makes 100,000 manage tokens in its audience snapshot.
+# itsdangerous builds a signer object, derives the signing key again (a SHA-1) and builds
+# an HMAC object for every token: a third of the token's cost. The classes below keep
+# the signer and its key, and sign with the one-shot HMAC of OpenSSL: the same
+# HMAC-SHA1 over the same bytes, so the tokens are byte for byte what itsdangerous
+# makes (tests/test_tokens.py checks that against plain itsdangerous), and every link
+# already sent keeps working.
+
+
+class _OneShotHMAC(HMACAlgorithm):
+    """itsdangerous's default signature, HMAC-SHA1, computed in one call."""
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hmac.digest(key, value, "sha1")
+
+
+class _KeptKeySigner(TimestampSigner):
+    """itsdangerous's timestamp signer, with the key of its newest secret derived once."""
+
+    @cached_property
+    def _newest_key(self) -> bytes:
+        return super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        if secret_key is None:
+            return self._newest_key
+        return super().derive_key(secret_key)
+
+
+class _KeptSignerSerializer(URLSafeTimedSerializer):
+    """URL-safe timed tokens whose signer is made once (itsdangerous makes one per token)."""
+
+    default_signer = _KeptKeySigner
+
+    @cached_property
+    def _own_signer(self) -> _KeptKeySigner:
+        return super().make_signer()  # type: ignore[return-value]
+
+    def make_signer(self, salt: str | bytes | None = None) -> TimestampSigner:
+        if salt is None:
+            return self._own_signer
+        return super().make_signer(salt)
+
+
 @cache
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().secret_key, salt=f"kgi.{purpose}")
+    return _KeptSignerSerializer(
+        get_settings().secret_key,
+        salt=f"kgi.{purpose}",
+        signer_kwargs={"algorithm": _OneShotHMAC()},
+    )
 
 
 def make_token(purpose: str, payload: Any) -> str:
