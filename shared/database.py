@@ -8,7 +8,6 @@ work unchanged.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.config import get_settings
+from shared.fair_lock import FairLock
 
 #: How long a SQLite writer waits for another process's lock before failing (ms).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -48,10 +48,11 @@ class SerialisedWrites(sqlite3.Connection):
     sleeps and retries (1, 2, 5, 10 ... 100 ms). Twenty threads signing people up at
     once then spent most of their time asleep: p99 1.8 s for a 2 ms write. Threads of
     one process queue on a lock instead and go in the moment the writer before them
-    commits; other processes still meet at SQLite's lock. Each database gets a subclass
+    commits, in the order they came (:class:`FairLock`); other processes still meet at
+    SQLite's lock. Each database gets a subclass
     with a lock of its own (:func:`create_engine_for`)."""
 
-    writer_lock: threading.Lock
+    writer_lock: FairLock
     holding = False
 
     def begin_write(self) -> None:
@@ -109,7 +110,7 @@ def create_engine_for(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        factory = type("SerialisedWrites", (SerialisedWrites,), {"writer_lock": threading.Lock()})
+        factory = type("SerialisedWrites", (SerialisedWrites,), {"writer_lock": FairLock()})
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "factory": factory},
