@@ -105,6 +105,10 @@ class Settings:
     newsletter_rate_per_second: int = 0
     newsletter_rate_per_hour: int = 0
     newsletter_senders: int = 4
+    #: Worker processes ``kgi worker`` runs on this machine (it sets KGI_WORKER_PROCESSES
+    #: for them): an issue's senders are spread over them (see
+    #: :mod:`services.newsletter.process_share`).
+    worker_processes: int = 1
     #: Seconds a dead sender's seat and claimed rows wait before other senders take them
     #: over (0: the built-in services.newsletter.seats.LEASE_SECONDS); tests shorten it.
     newsletter_lease_seconds: int = 0
@@ -297,6 +301,7 @@ def load_settings() -> Settings:
         newsletter_rate_per_second=_int("KGI_NEWSLETTER_RATE_PER_SECOND", 0),
         newsletter_rate_per_hour=_int("KGI_NEWSLETTER_RATE_PER_HOUR", 0),
         newsletter_senders=max(1, _int("KGI_NEWSLETTER_SENDERS", 4)),
+        worker_processes=max(1, _int("KGI_WORKER_PROCESSES", 1)),
         newsletter_lease_seconds=_int("KGI_NEWSLETTER_LEASE_SECONDS", 0),
         database_pool_size=max(1, _int("KGI_DATABASE_POOL_SIZE", 5)),
         database_max_overflow=max(0, _int("KGI_DATABASE_MAX_OVERFLOW", 10)),

@@ -7,7 +7,7 @@ modules these actors call never import this one: they send by actor name.
 
 from __future__ import annotations
 
-from services.newsletter import dispatch, sender
+from services.newsletter import dispatch, process_share, sender
 from shared.tasks import actor
 
 #: A sender message runs for sender.SENDER_BUDGET_SECONDS; this leaves room to finish.
@@ -35,6 +35,11 @@ def send_issue(issue_id: int, owner: str | None = None) -> None:
     elif outcome == "idle":
         # Rows wait for a retry time or belong to another sender's lease: look again later.
         send_issue.send_with_options(args=(issue_id, working.id), delay=5_000)
+    elif outcome == "elsewhere":
+        # This process runs its share of the senders: another process takes this one.
+        send_issue.send_with_options(
+            args=(issue_id, working.id), delay=process_share.ELSEWHERE_DELAY_MS
+        )
 
 
 @actor(queue_name="newsletter", max_retries=3)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from services.newsletter import peers, seats
+from services.newsletter import peers, process_share, seats
 from services.newsletter.dispatch import finish_if_done, pause
 from services.newsletter.render import Recipient, RenderedIssue, personalise, rendered_of
 from services.newsletter.store import SENDING, issue_of, outbox
@@ -118,9 +118,19 @@ class Sender:
         """Send until the outbox is empty, the issue stops, or the budget is used up.
 
         Returns the issue's state when it stopped being sent, ``done``, ``idle`` (rows
-        wait for later), ``budget``, or ``surplus`` (every seat is held by a living
-        sender, or this one's was given away while it was late).
+        wait for later), ``budget``, ``surplus`` (every seat is held by a living
+        sender, or this one's was given away while it was late), or ``elsewhere`` (this
+        process runs its share of the issue's senders already: see
+        :mod:`services.newsletter.process_share`).
         """
+        with process_share.place(self.issue_id) as placed:
+            if placed:
+                return self._run_seated(budget_seconds)
+        self._close()
+        free_seat = seats.alive(self.issue_id) < get_settings().newsletter_senders
+        return "elsewhere" if free_seat else "surplus"
+
+    def _run_seated(self, budget_seconds: float) -> str:
         if seats.take(self.issue_id, self.id) is None:
             self._close()
             return "surplus"
