@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import random
 import re
 import shutil
 import signal
@@ -76,12 +77,19 @@ pytestmark = [
 ]
 
 
+#: Where the deployment's ports are chosen: below Linux's ephemeral range (32768-60999),
+#: which the source ports of outbound connections come from. The deployment binds its
+#: ports seconds after they are chosen, and again on every restart; in between, a
+#: connection of the other database's run once took one as its source port, and the
+#: service restarted into "address already in use" until the test gave up.
+DEPLOYMENT_PORTS = range(20_000, 32_000)
+
+
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
+    """The first of ``count`` consecutive free loopback ports in DEPLOYMENT_PORTS."""
+    chooser = random.Random()
     for _ in range(100):
-        first = free_port()
-        if first + count > 65535:
-            continue
+        first = chooser.randrange(DEPLOYMENT_PORTS.start, DEPLOYMENT_PORTS.stop - count)
         ports = range(first, first + count)
         sockets = []
         try:
@@ -158,7 +166,7 @@ def deployment(postgres: PostgresServer, tmp_path: Path) -> Iterator[Deployment]
     smtp = RecordingSMTPServer()
     smtp.start()
     redis = RedisServer(tmp_path / "redis", port=free_port()).start()
-    proxy_port = free_port()
+    proxy_port = free_ports(1)
     urls = {
         owner: postgres.create_database(f"prod_{owner}") for owner in registry.database_owners()
     }
