@@ -157,11 +157,9 @@ def loop_rate(port: int, message: bytes, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def start_workers(processes: int | None, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``kgi worker`` with ``processes`` (None: its default, as ``kgi run`` starts it)."""
-    count = [] if processes is None else ["--processes", str(processes)]
+def start_workers(processes: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "kgi", "worker", *count],
+        [sys.executable, "-m", "kgi", "worker", "--processes", str(processes)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -293,9 +291,9 @@ def main() -> int:
             default_count = default_worker_processes(get_settings())
             defaults = f"kgi run defaults ({default_count} worker processes)"
             rows = {
-                defaults: (None, {}, 1.0),
+                defaults: (default_count, {}, 1.0),
                 "two worker processes": (2, {}, 1.5),
-                "kgi run defaults, DKIM RSA-2048": (None, dkim_settings(workdir), None),
+                "kgi run defaults, DKIM RSA-2048": (default_count, dkim_settings(workdir), None),
             }
             runs: dict[str, Run] = {}
             for label, (processes, settings, at_least) in rows.items():

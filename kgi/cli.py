@@ -51,11 +51,12 @@ def free_port(host: str) -> int:
 
 
 def default_worker_processes(settings: Settings) -> int:
-    """Worker processes when none are asked for: one per core, as many as an issue has
+    """Worker processes ``kgi run`` starts: one per core, as many as an issue has
     senders at most (a process more would have none to run: the other work is light).
     Two processes on two cores sent an issue a quarter faster than one, SQLite included
     (bench/dispatch.py), once each took its share of the senders."""
-    return max(1, min(os.cpu_count() or 1, settings.newsletter_senders))
+    # The cores this process may run on (a container's cpuset), not the machine's.
+    return max(1, min(len(os.sched_getaffinity(0)), settings.newsletter_senders))
 
 
 def started_summary(private_redis: bool, mail_catcher: bool, worker_processes: int) -> str:
@@ -119,14 +120,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         registry.migrate_all()
         if settings.smtp_url is None:
             catcher = start_catcher(settings.mail_catcher_dir, settings.mail_catcher_port)
-        for role in ("worker", "scheduler"):
-            children.append(subprocess.Popen([sys.executable, "-m", "kgi", role]))
+        worker_processes = default_worker_processes(settings)
+        for role in (["worker", "--processes", str(worker_processes)], ["scheduler"]):
+            children.append(subprocess.Popen([sys.executable, "-m", "kgi", *role]))
         print(f"\n  KGI-Infobrief runs at {settings.base_url}/", flush=True)
         if catcher:
             print(f"  Captured mail: {settings.base_url}{MAIL_CATCHER_PREFIX}/", flush=True)
-        summary = started_summary(
-            redis_server is not None, catcher is not None, default_worker_processes(settings)
-        )
+        summary = started_summary(redis_server is not None, catcher is not None, worker_processes)
         print(summary, flush=True)
         uvicorn.run(
             create_site(mail_catcher_page=catcher is not None),
@@ -170,9 +170,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Dramatiq workers for every service's actors (Dramatiq's own CLI, which supervises
     the processes and shuts them down cleanly)."""
-    from shared.config import get_settings
-
-    processes = args.processes or default_worker_processes(get_settings())
+    processes = args.processes
     # Each process reads how many there are (services.newsletter.process_share).
     os.environ["KGI_WORKER_PROCESSES"] = str(processes)
     argv = [
@@ -288,12 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run Dramatiq workers")
-    worker.add_argument(
-        "--processes",
-        type=int,
-        default=0,
-        help="default: one per core, at most KGI_NEWSLETTER_SENDERS",
-    )
+    # One by default: a deployment says how many (kgi run takes a process per core).
+    worker.add_argument("--processes", type=int, default=1)
     worker.add_argument("--threads", type=int, default=DEFAULT_WORKER_THREADS)
     worker.set_defaults(func=cmd_worker)
 

@@ -70,14 +70,15 @@ class SerialisedWrites(sqlite3.Connection):
 
     def begin_immediate_soon(self) -> bool:
         """BEGIN IMMEDIATE, waiting for another process's writer in short steps; False
-        when it still writes after FAST_WAIT_SECONDS (then SQLite's own wait goes on).
+        when it still writes after FAST_WAIT_SECONDS (then SQLite's own wait goes on), or
+        when BEGIN fails for another reason.
 
         SQLite's busy handler sleeps 1, 2, 5, 10 ms ... between attempts, while a writer
         here holds the lock for about 0.1 ms (a sender's commit before the final dot).
         Two worker processes sending one issue spent a fifth of their time in those
         sleeps; these steps start at FIRST_PAUSE_SECONDS."""
-        self.execute("PRAGMA busy_timeout=0")
         try:
+            self.execute("PRAGMA busy_timeout=0")
             pause = FIRST_PAUSE_SECONDS
             deadline = time.monotonic() + FAST_WAIT_SECONDS
             while True:
@@ -87,7 +88,10 @@ class SerialisedWrites(sqlite3.Connection):
                 except sqlite3.OperationalError as exc:
                     # Extended codes (SQLITE_BUSY_RECOVERY ...) keep the primary one below.
                     if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                        raise
+                        # Not a lock (read-only, I/O error ...): the caller's BEGIN through
+                        # SQLAlchemy meets it again and raises it as SQLAlchemy's error,
+                        # which is what every caller handles.
+                        return False
                 if time.monotonic() > deadline:
                     return False
                 time.sleep(pause)

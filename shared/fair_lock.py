@@ -32,8 +32,19 @@ class FairLock:
             gate = threading.Lock()
             gate.acquire()
             self._waiters.append(gate)
-        if gate.acquire(timeout=timeout):
-            return True  # release() handed the lock over: it stays held, now by us
+        try:
+            if gate.acquire(timeout=timeout):
+                return True  # release() handed the lock over: it stays held, now by us
+        except BaseException:
+            # An exception raised into this thread while it waited (Dramatiq's time
+            # limit does that): leave the queue, and pass on a lock handed over meanwhile,
+            # or it would stay held by nobody and every later writer would wait in vain.
+            with self._mutex:
+                if gate in self._waiters:
+                    self._waiters.remove(gate)
+                else:
+                    self._hand_over()
+            raise
         with self._mutex:
             try:
                 self._waiters.remove(gate)
@@ -47,7 +58,11 @@ class FairLock:
         with self._mutex:
             if not self._held:
                 raise RuntimeError("release of a FairLock that is not held")
-            if self._waiters:
-                self._waiters.popleft().release()
-            else:
-                self._held = False
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the held lock to the longest waiter, or free it (under ``_mutex``)."""
+        if self._waiters:
+            self._waiters.popleft().release()
+        else:
+            self._held = False

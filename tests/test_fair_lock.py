@@ -3,6 +3,7 @@ the order the waiters came, and a waiter that gives up leaves the queue."""
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 
@@ -77,3 +78,40 @@ def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
     lock.release()
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+class TimeLimitExceeded(Exception):
+    """What Dramatiq's time limit raises into a worker thread that ran too long."""
+
+
+def test_an_exception_raised_into_a_waiter_loses_nothing() -> None:
+    """Dramatiq's time limit raises into a thread (PyThreadState_SetAsyncExc), which then
+    raises at its next bytecode: here right after the lock was handed to it. The lock
+    goes on to the next waiter instead of staying held by nobody."""
+    lock = FairLock()
+    assert lock.acquire()
+    raised: list[BaseException] = []
+    queued = threading.Event()
+
+    def wait_and_get_interrupted() -> None:
+        queued.set()
+        try:
+            lock.acquire()
+        except TimeLimitExceeded as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=wait_and_get_interrupted)
+    waiter.start()
+    queued.wait(5)
+    deadline = time.monotonic() + 5
+    while not lock._waiters:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    assert ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(waiter.ident), ctypes.py_object(TimeLimitExceeded)
+    )
+    lock.release()  # handed to the waiter, which raises as it wakes
+    waiter.join(5)
+    assert len(raised) == 1
+    assert lock.acquire(timeout=1), "the lock stayed held by nobody"
+    lock.release()

@@ -332,9 +332,7 @@ LONGEST_URL = 65_536
 
 
 def get_public(client: httpx.Client, path: str, params: dict[str, str]) -> None:
-    url = f"{path}?{query(params)}"
-    assume(len(str(client.base_url)) + len(url) <= LONGEST_URL)
-    no_server_error(client.get(url, follow_redirects=True))
+    no_server_error(client.get(f"{path}?{query(params)}", follow_redirects=True))
 
 
 def has_surrogate(value: str) -> bool:
@@ -423,6 +421,7 @@ def test_every_hostile_string_in_every_source_field(site: str, admin: httpx.Clie
 )
 def test_sweep_public_queries(site: str, path: str, params: dict[str, str]) -> None:
     with httpx.Client(base_url=site) as client:
+        assume(len(f"{client.base_url}{path}?{query(params)}") <= LONGEST_URL)
         get_public(client, path, params)
 
 

@@ -100,3 +100,20 @@ def test_many_writers_of_two_processes_lose_and_double_nothing(tmp_path: Path) -
         writers = [row[0] for row in conn.exec_driver_sql("SELECT writer FROM marks")]
     expected = [f"{label}{t}-{n}" for label in "ab" for t in range(4) for n in range(100)]
     assert sorted(writers) == sorted(expected)
+
+
+def test_a_begin_that_fails_for_another_reason_raises_sqlalchemys_error(
+    tmp_path: Path,
+) -> None:
+    """Not a lock (a read-only database here): callers handle SQLAlchemy's errors (a 503,
+    an SMTP "try later"), so the short steps must not let sqlite3's own through."""
+    engine, _ = two_processes(tmp_path)
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        raw.execute("PRAGMA query_only=1")
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            conn.begin()
+        raw.execute("PRAGMA query_only=0")
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == database.SQLITE_BUSY_TIMEOUT_MS
+        with conn.begin():  # the failed begin left this process's writer lock free
+            conn.exec_driver_sql("INSERT INTO marks (writer) VALUES ('after')")

@@ -21,15 +21,17 @@ SENDER_TIME_LIMIT_MS = (sender.SENDER_BUDGET_SECONDS + 300) * 1000
     max_backoff=60_000,
     time_limit=SENDER_TIME_LIMIT_MS,
 )
-def send_issue(issue_id: int, owner: str | None = None) -> None:
+def send_issue(issue_id: int, owner: str | None = None, hops: int = 0) -> None:
     """One sender working through the issue's outbox; hands over to a fresh message when
     its time budget is used up and work remains.
 
     ``owner`` names the sender (see :mod:`services.newsletter.seats`): a retry of this
-    message after an error takes the same seat and rows straight back.
+    message after an error takes the same seat and rows straight back. ``hops`` counts
+    how often it went back to the queue because its process ran its share of the
+    issue's senders (:mod:`services.newsletter.process_share`).
     """
     working = sender.Sender(issue_id, owner)
-    outcome = working.run()
+    outcome = working.run(hops=hops)
     if outcome == "budget":
         send_issue.send(issue_id, working.id)
     elif outcome == "idle":
@@ -38,7 +40,7 @@ def send_issue(issue_id: int, owner: str | None = None) -> None:
     elif outcome == "elsewhere":
         # This process runs its share of the senders: another process takes this one.
         send_issue.send_with_options(
-            args=(issue_id, working.id), delay=process_share.ELSEWHERE_DELAY_MS
+            args=(issue_id, working.id, hops + 1), delay=process_share.ELSEWHERE_DELAY_MS
         )
 
 

@@ -24,6 +24,12 @@ from shared.config import get_settings
 #: comes back once more).
 ELSEWHERE_DELAY_MS = 200
 
+#: How often a sender goes back to the queue before it runs wherever it lands (each
+#: time costs about a second: a delayed message waits for a worker's next look at its
+#: delay queue). The share counts on every process taking work, which a process stuck
+#: on a slow SMTP server, or a KGI_WORKER_PROCESSES that says more than run, breaks.
+MOST_HOPS = 5
+
 _lock = threading.Lock()
 #: Senders running in this process, per issue.
 _running: Counter[int] = Counter()
@@ -36,11 +42,12 @@ def share() -> int:
 
 
 @contextmanager
-def place(issue_id: int) -> Iterator[bool]:
+def place(issue_id: int, insist: bool = False) -> Iterator[bool]:
     """A place for one sender of ``issue_id`` in this process while the block runs; the
-    block gets False (and must not send) when the process runs its share already."""
+    block gets False (and must not send) when the process runs its share already,
+    unless the sender ``insist``s (it has gone back to the queue MOST_HOPS times)."""
     with _lock:
-        if _running[issue_id] >= share():
+        if _running[issue_id] >= share() and not insist:
             placed = False
         else:
             _running[issue_id] += 1

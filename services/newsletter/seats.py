@@ -126,13 +126,15 @@ def leave(issue_id: int, owner: str) -> None:
         )
 
 
-def alive(issue_id: int, now: datetime | None = None) -> int:
-    """How many senders hold a seat of the issue with a heartbeat that has not run out."""
+def alive(issue_id: int, now: datetime | None = None, other_than: str | None = None) -> int:
+    """How many senders hold a seat of the issue with a heartbeat that has not run out
+    (leaving out ``other_than``'s own seat, when it is given)."""
     now = now or utcnow()
     t = sender_seats
+    holders = [t.c.owner.is_not(None)] if other_than is None else [t.c.owner != other_than]
     with read_connection("newsletter") as conn:
         return conn.execute(
             sa.select(sa.func.count())
             .select_from(t)
-            .where(t.c.issue_id == issue_id, t.c.owner.is_not(None), t.c.alive_until >= now)
+            .where(t.c.issue_id == issue_id, *holders, t.c.alive_until >= now)
         ).scalar_one()

@@ -114,21 +114,23 @@ class Sender:
         OUTBOX.extend(self.id, outbox.c.issue_id == self.issue_id, seats.lease_seconds(), now)
         self._next_beat = time.monotonic() + seats.heartbeat_seconds()
 
-    def run(self, budget_seconds: float = SENDER_BUDGET_SECONDS) -> str:
+    def run(self, budget_seconds: float = SENDER_BUDGET_SECONDS, hops: int = 0) -> str:
         """Send until the outbox is empty, the issue stops, or the budget is used up.
 
         Returns the issue's state when it stopped being sent, ``done``, ``idle`` (rows
         wait for later), ``budget``, ``surplus`` (every seat is held by a living
         sender, or this one's was given away while it was late), or ``elsewhere`` (this
         process runs its share of the issue's senders already: see
-        :mod:`services.newsletter.process_share`).
+        :mod:`services.newsletter.process_share`); ``hops`` says how often it was so.
         """
-        with process_share.place(self.issue_id) as placed:
+        insist = hops >= process_share.MOST_HOPS
+        with process_share.place(self.issue_id, insist) as placed:
             if placed:
                 return self._run_seated(budget_seconds)
         self._close()
-        free_seat = seats.alive(self.issue_id) < get_settings().newsletter_senders
-        return "elsewhere" if free_seat else "surplus"
+        # Its own seat counts as free: a retried sender whose seat still lives takes it back.
+        others = seats.alive(self.issue_id, other_than=self.id)
+        return "elsewhere" if others < get_settings().newsletter_senders else "surplus"
 
     def _run_seated(self, budget_seconds: float) -> str:
         if seats.take(self.issue_id, self.id) is None:
