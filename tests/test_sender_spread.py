@@ -3,7 +3,7 @@
 Dramatiq's worker process takes messages ahead (twice its threads), so the first process
 to ask used to take every sender of an issue and run them on one core while the others
 sat idle. Here one ``kgi worker`` runs two processes (it tells them how many there are)
-and an issue has two senders: the operating system's list of open connections shows both
+and an issue has four senders: the operating system's list of open connections shows both
 processes talking to the SMTP server at once, and every recipient gets exactly one copy.
 """
 
@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import psutil
+import pytest
 
 from services.newsletter import dispatch, process_share
 from tests.conftest import kill, wait_for
@@ -43,14 +45,21 @@ def processes_talking_smtp(worker: subprocess.Popen[bytes], port: int) -> set[in
 
 
 def test_two_worker_processes_each_run_a_sender(
-    site: str, smtp: RecordingSMTPServer, worker_processes: list
+    site: str, smtp: RecordingSMTPServer, worker_processes: list, monkeypatch
 ) -> None:
+    from shared.config import get_settings
+
+    # Four seats, so that this process enqueues four senders too.
+    monkeypatch.setenv("KGI_NEWSLETTER_SENDERS", "4")
+    get_settings.cache_clear()
     readers = subscribe(RECIPIENTS)
     issue = new_issue()
     smtp.delay = RELAY_DELAY
     worker = subprocess.Popen(
         [sys.executable, "-m", "kgi", "worker", "--processes", "2", "--threads", "4"],
-        env={**os.environ, "KGI_NEWSLETTER_SENDERS": "2"},
+        # Two senders per process: the first process takes all four (Dramatiq's
+        # prefetch) and sends two back to the queue for the other.
+        env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -66,6 +75,21 @@ def test_two_worker_processes_each_run_a_sender(
     counts = smtp.count_by_recipient()
     assert all(counts.get(reader) == 1 for reader in readers)
     kill(worker)
+
+
+@pytest.fixture(autouse=True)
+def settings_read_again() -> Iterator[None]:
+    """Settings changed by a test here are read afresh by the tests after it."""
+    from shared.config import get_settings
+
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_sender_sent_back_waits_longer_each_time() -> None:
+    delays = [process_share.elsewhere_delay_ms(hops) for hops in range(process_share.MOST_HOPS)]
+    assert delays == sorted(delays) and delays[0] == process_share.ELSEWHERE_DELAY_MS
+    assert max(delays) == process_share.LONGEST_ELSEWHERE_DELAY_MS
 
 
 def test_a_process_runs_its_share_and_no_more(monkeypatch) -> None:

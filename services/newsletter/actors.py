@@ -40,7 +40,7 @@ def send_issue(issue_id: int, owner: str | None = None, hops: int = 0) -> None:
     elif outcome == "elsewhere":
         # This process runs its share of the senders: another process takes this one.
         send_issue.send_with_options(
-            args=(issue_id, working.id, hops + 1), delay=process_share.ELSEWHERE_DELAY_MS
+            args=(issue_id, working.id, hops + 1), delay=process_share.elsewhere_delay_ms(hops)
         )
 
 

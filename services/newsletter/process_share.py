@@ -6,7 +6,7 @@ ask took all of them, and every other process sat idle while one ran them all on
 core: two worker processes sent no faster than one (bench/dispatch.py). So a process
 runs at most its share of an issue's senders, ``KGI_NEWSLETTER_SENDERS`` divided by
 the worker processes (rounded up); a sender that finds its process full goes back to the
-queue a moment later (:data:`ELSEWHERE_DELAY_MS`), where an idle process takes it.
+queue a moment later (:func:`elsewhere_delay_ms`), where an idle process takes it.
 """
 
 from __future__ import annotations
@@ -20,15 +20,24 @@ from contextlib import contextmanager
 from shared.config import get_settings
 
 #: How long a sender that found its process full waits in the queue before it is
-#: offered to the processes again (a sender that lands in a full process again just
-#: comes back once more).
+#: offered to the processes again, the first time; twice as long each time after, up to
+#: LONGEST_ELSEWHERE_DELAY_MS. Why it grows: the process that just took a message asks
+#: the queue again within milliseconds, while an idle one asks about once a second
+#: (Dramatiq's consumers back off while they find nothing), so the full process would
+#: win a short wait nearly every time; after a longer one both ask as rarely.
 ELSEWHERE_DELAY_MS = 200
+LONGEST_ELSEWHERE_DELAY_MS = 2_000
 
-#: How often a sender goes back to the queue before it runs wherever it lands (each
-#: time costs about a second: a delayed message waits for a worker's next look at its
-#: delay queue). The share counts on every process taking work, which a process stuck
-#: on a slow SMTP server, or a KGI_WORKER_PROCESSES that says more than run, breaks.
-MOST_HOPS = 5
+#: How often a sender goes back to the queue before it runs wherever it lands (about
+#: ten seconds in all). The share counts on every process taking work, which a process
+#: stuck on a slow SMTP server, or a KGI_WORKER_PROCESSES that says more than run, breaks.
+MOST_HOPS = 8
+
+
+def elsewhere_delay_ms(hops: int) -> int:
+    """How long a sender that found its process full ``hops`` times before waits now."""
+    return min(ELSEWHERE_DELAY_MS * 2**hops, LONGEST_ELSEWHERE_DELAY_MS)
+
 
 _lock = threading.Lock()
 #: Senders running in this process, per issue.
