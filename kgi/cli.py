@@ -56,8 +56,12 @@ def default_worker_processes(settings: Settings) -> int:
     Two processes on two cores sent an issue 1.6 times as fast as one, SQLite included
     (1,800 against 1,100 messages a second, bench/dispatch.py), once each took its share
     of the senders and SQLite writers of different processes stopped sleeping."""
-    # The cores this process may run on (a container's cpuset), not the machine's.
-    return max(1, min(len(os.sched_getaffinity(0)), settings.newsletter_senders))
+    return max(1, min(usable_cores(), settings.newsletter_senders))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's cpuset), not the machine's."""
+    return len(os.sched_getaffinity(0))
 
 
 def started_summary(private_redis: bool, mail_catcher: bool, worker_processes: int) -> str:
@@ -74,7 +78,7 @@ def started_summary(private_redis: bool, mail_catcher: bool, worker_processes: i
         parts.append("private Redis")
     if mail_catcher:
         parts.append("mail catcher")
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return (
         f"  Started: {', '.join(parts)}, on {cores} core{'s' if cores != 1 else ''}.\n"
         "  The worker's processes share the sending of an issue (KGI_NEWSLETTER_SENDERS).\n"
@@ -171,9 +175,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Dramatiq workers for every service's actors (Dramatiq's own CLI, which supervises
     the processes and shuts them down cleanly)."""
-    processes = args.processes
     # Each process reads how many there are (services.newsletter.process_share).
-    os.environ["KGI_WORKER_PROCESSES"] = str(processes)
+    os.environ["KGI_WORKER_PROCESSES"] = str(args.processes)
     argv = [
         sys.executable,
         "-m",
@@ -183,7 +186,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "kgi.registry:setup",
         *registry.actor_modules(),
         "--processes",
-        str(processes),
+        str(args.processes),
         "--threads",
         str(args.threads),
     ]

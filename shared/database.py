@@ -132,19 +132,17 @@ def _begin_sqlite(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
         return
     dbapi_connection = conn.connection.dbapi_connection
-    if isinstance(dbapi_connection, SerialisedWrites):
-        dbapi_connection.begin_write()
+    serialised = dbapi_connection if isinstance(dbapi_connection, SerialisedWrites) else None
+    if serialised is not None:
+        serialised.begin_write()
     try:
-        if not (
-            isinstance(dbapi_connection, SerialisedWrites)
-            and dbapi_connection.begin_immediate_soon()
-        ):
+        if serialised is None or not serialised.begin_immediate_soon():
             # Still locked by another process: SQLite's own wait, and its error after it.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
     except BaseException:
         # No transaction began, so no commit or rollback will release the lock.
-        if isinstance(dbapi_connection, SerialisedWrites):
-            dbapi_connection.release_write()
+        if serialised is not None:
+            serialised.release_write()
         raise
 
 
